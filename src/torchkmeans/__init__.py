@@ -1,0 +1,34 @@
+"""torchkmeans: K-means clustering on PyTorch, a drop-in for scikit-learn's KMeans.
+
+>>> from torchkmeans import KMeans
+>>> km = KMeans(n_clusters=4, random_state=0).fit(X)   # doctest: +SKIP
+"""
+
+from ._estimator import KMeans
+from ._functional import KMeansResult, kmeans, kmeans_plusplus
+from .exceptions import (
+    ConvergenceWarning,
+    DataError,
+    ModelFileError,
+    NotFittedError,
+    ParameterError,
+    TorchKMeansError,
+    UnsupportedInputError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "KMeans",
+    "KMeansResult",
+    "ModelFileError",
+    "NotFittedError",
+    "ParameterError",
+    "TorchKMeansError",
+    "UnsupportedInputError",
+    "__version__",
+    "kmeans",
+    "kmeans_plusplus",
+]

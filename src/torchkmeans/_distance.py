@@ -1,0 +1,98 @@
+"""The one distance and argmin kernel, shared by fit, predict, transform and k-means++.
+
+Euclidean distances use ``||x - s||^2 - 2 (x - s).(c - s) + ||c - s||^2`` on rows and centers
+shifted by a point ``s`` near the data (the data mean, or the mean of the centers), so that data
+far from the origin loses no precision to cancellation. The shift is applied per chunk; the
+caller's data is never modified. The distance to the chosen center is then recomputed directly,
+``||(x - s) - (c - s)||^2``, so inertia and relocation use exact values.
+
+Cosine distances are ``1 - cos(x, c)`` on rows normalized per chunk and unit-length centers.
+
+Prior validation of data is assumed: every tensor here is on one device in one float dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class PreparedCenters:
+    """Centers laid out for the kernel: shifted (Euclidean) or unit length (cosine).
+
+    ``c`` holds the shifted centers (K, D), ``ct`` their transpose for the GEMM and ``c_sq``
+    their squared norms (Euclidean only).
+    """
+
+    def __init__(self, centers: torch.Tensor, metric: str, shift: torch.Tensor | None) -> None:
+        self.metric = metric
+        self.centers = centers
+        if metric == "euclidean":
+            if shift is None:
+                shift = centers.mean(dim=0)
+            self.shift: torch.Tensor | None = shift.to(centers.dtype)
+            c = centers - self.shift
+            self.c_sq: torch.Tensor | None = (c * c).sum(dim=1)
+        else:
+            self.shift = None
+            c = centers
+            self.c_sq = None
+        self.c = c
+        self.ct = c.t().contiguous()
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.c.shape[0])
+
+
+def prepare_rows(x: torch.Tensor, metric: str, shift: torch.Tensor | None) -> torch.Tensor:
+    """Return the chunk shifted (Euclidean) or normalized to unit rows (cosine), as a new tensor."""
+    if metric == "euclidean":
+        return x if shift is None else x - shift
+    norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+    return x / norms
+
+
+def partial_scores(xs: torch.Tensor, pc: PreparedCenters, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Scores whose row-wise argmin is the nearest center.
+
+    Euclidean: ``||c||^2 - 2 x.c`` (the squared distance minus ``||x||^2``); cosine: ``-x.c``.
+    """
+    if pc.c_sq is not None:
+        return torch.addmm(pc.c_sq, xs, pc.ct, beta=1, alpha=-2, out=out)
+    scores = torch.mm(xs, pc.ct, out=out)
+    return scores.neg_()
+
+
+def exact_distance(xs: torch.Tensor, pc: PreparedCenters, labels: torch.Tensor) -> torch.Tensor:
+    """Distance of each prepared row to the center ``labels`` names, computed directly."""
+    chosen = pc.c.index_select(0, labels)
+    if pc.metric == "euclidean":
+        diff = xs - chosen
+        return (diff * diff).sum(dim=1)
+    return (1.0 - (xs * chosen).sum(dim=1)).clamp_min_(0.0)
+
+
+def assign(
+    xs: torch.Tensor, pc: PreparedCenters, out: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest center of each prepared row and the exact distance to it.
+
+    Returns ``(labels, distances)``: int64 labels and squared Euclidean distances (or
+    ``1 - cos`` for cosine). Ties go to the lowest center index.
+    """
+    scores = partial_scores(xs, pc, out=out)
+    labels = scores.argmin(dim=1)
+    return labels, exact_distance(xs, pc, labels)
+
+
+def pairwise(xs: torch.Tensor, pc: PreparedCenters, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Distances from every prepared row to every center (chunk x K), clamped at zero.
+
+    Squared Euclidean distances, or ``1 - cos`` for cosine.
+    """
+    scores = partial_scores(xs, pc, out=out)
+    if pc.metric == "euclidean":
+        scores.add_((xs * xs).sum(dim=1, keepdim=True))
+    else:
+        scores.add_(1.0)
+    return scores.clamp_min_(0.0)

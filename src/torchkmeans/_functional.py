@@ -1,0 +1,283 @@
+"""The public functions ``kmeans`` and ``kmeans_plusplus``, and the fit boundary they share
+with the estimator: check parameters and data once, build the source, call the core."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from . import _validation as v
+from ._core import FitResult, InitSpec, final_pass, fit
+from ._distance import PreparedCenters, pairwise, prepare_rows
+from ._init import kmeans_plusplus_
+from ._lloyd import Workspace
+from ._sources import TensorSource, default_chunk_size
+from .exceptions import ParameterError
+
+
+class KMeansResult(NamedTuple):
+    """What :func:`kmeans` returns, in the caller's kind of array (numpy in, numpy out)."""
+
+    centers: Any
+    labels: Any
+    inertia: float
+    n_iter: int
+    history: list[dict[str, Any]]
+
+
+def make_generator(random_state: object) -> torch.Generator:
+    """A CPU generator from ``random_state``: None (fresh entropy), an int, a numpy
+    RandomState / Generator, or a CPU ``torch.Generator`` (used as is)."""
+    if isinstance(random_state, torch.Generator):
+        if random_state.device.type != "cpu":
+            raise ParameterError(
+                f"random_state must be a CPU torch.Generator, got one on {random_state.device}."
+            )
+        return random_state
+    g = torch.Generator()
+    if random_state is None:
+        g.seed()
+    elif isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if not 0 <= int(random_state) < 2**64:
+            raise ParameterError(f"random_state must be in [0, 2**64), got {random_state}.")
+        g.manual_seed(int(random_state))
+    elif isinstance(random_state, np.random.RandomState):
+        g.manual_seed(int(random_state.randint(np.iinfo(np.int32).max)))
+    elif isinstance(random_state, np.random.Generator):
+        g.manual_seed(int(random_state.integers(2**63)))
+    else:
+        raise ParameterError(
+            "random_state must be None, an int, a numpy RandomState or Generator, or a CPU "
+            f"torch.Generator, got {type(random_state).__name__}."
+        )
+    return g
+
+
+@dataclass
+class Prepared:
+    """Everything the boundary learned and built for one call."""
+
+    checked: v.CheckedData
+    source: TensorSource
+    out_dtype: torch.dtype
+    metric: str
+
+
+def prepare(
+    X: Any,
+    sample_weight: Any,
+    *,
+    n_clusters: int,
+    metric: str,
+    device: object,
+    dtype: object,
+    chunk_size: object,
+    name: str = "X",
+) -> Prepared:
+    """Check X and sample_weight and wrap them in a source on the compute device."""
+    metric = v.check_metric(metric)
+    dev = v.check_device(device)
+    requested = v.check_dtype(dtype)
+    if chunk_size is not None:
+        chunk_size = v.check_int("chunk_size", chunk_size, 1)
+    checked = X if isinstance(X, v.CheckedData) else v.check_array(X, name=name)
+    t = checked.X
+    if metric == "cosine":
+        v.check_nonzero_rows(t, name)
+    out_dtype = requested or (t.dtype if t.is_floating_point() else torch.float32)
+    cdtype = v.compute_dtype(out_dtype)
+    dev = dev or t.device
+    w = v.check_sample_weight(sample_weight, t.shape[0], cdtype, dev)
+    rows = chunk_size or default_chunk_size(t.shape[1], n_clusters)
+    source = TensorSource(t, w, device=dev, dtype=cdtype, chunk_size=int(rows))  # type: ignore[arg-type]
+    return Prepared(checked, source, out_dtype, metric)
+
+
+def resolve_init(init: object, prepared: Prepared, n_clusters: int) -> InitSpec:
+    """Turn a user ``init`` into what the core takes, validating arrays and callable results."""
+    init = v.check_init(init)
+    d = prepared.source.n_features
+    if isinstance(init, str):
+        return init
+    if callable(init):
+        user_init = init
+        x_user = prepared.checked.kind.wrap(prepared.checked.X)
+
+        def call(generator: torch.Generator) -> torch.Tensor:
+            seed = int(torch.randint(0, np.iinfo(np.int32).max, (1,), generator=generator))
+            centers = user_init(x_user, n_clusters, np.random.RandomState(seed))
+            c = v.check_centers(centers, n_clusters, d, name="the centers returned by init")
+            return _checked_centers(c, prepared.metric)
+
+        return call
+    c = v.check_centers(init, n_clusters, d)
+    return _checked_centers(c, prepared.metric)
+
+
+def _checked_centers(c: torch.Tensor, metric: str) -> torch.Tensor:
+    if metric == "cosine":
+        v.check_nonzero_rows(c, "init")
+    return c
+
+
+def run_fit(
+    X: Any,
+    sample_weight: Any,
+    *,
+    n_clusters: object,
+    init: object,
+    n_init: object,
+    max_iter: object,
+    tol: object,
+    metric: object,
+    random_state: object,
+    device: object,
+    dtype: object,
+    verbose: object,
+    chunk_size: object,
+) -> tuple[FitResult, Prepared]:
+    """The whole fit boundary: every check, then one call into the core."""
+    k = v.check_int("n_clusters", n_clusters, 1)
+    max_iter_ = v.check_int("max_iter", max_iter, 1)
+    tol_ = v.check_tol(tol)
+    verbose_ = v.check_verbose(verbose)
+    v.check_init(init)
+    n_init_ = v.resolve_n_init(n_init, init)
+    generator = make_generator(random_state)
+    prepared = prepare(
+        X, sample_weight, n_clusters=k, metric=metric, device=device, dtype=dtype,  # type: ignore[arg-type]
+        chunk_size=chunk_size,
+    )
+    v.check_n_clusters(k, prepared.source.n_samples)
+    init_spec = resolve_init(init, prepared, k)
+    result = fit(
+        prepared.source, k, init=init_spec, n_init=n_init_, max_iter=max_iter_, tol=tol_,
+        metric=prepared.metric, generator=generator, out_dtype=prepared.out_dtype,
+        verbose=verbose_,
+    )
+    return result, prepared
+
+
+def kmeans(
+    X: Any,
+    n_clusters: int,
+    *,
+    sample_weight: Any = None,
+    init: Any = "k-means++",
+    n_init: int | str = "auto",
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    metric: str = "euclidean",
+    random_state: Any = None,
+    device: Any = None,
+    dtype: Any = None,
+    verbose: int = 0,
+    chunk_size: int | None = None,
+) -> KMeansResult:
+    """Cluster ``X`` into ``n_clusters`` groups with Lloyd's algorithm.
+
+    Parameters are those of :class:`torchkmeans.KMeans`.
+
+    Returns
+    -------
+    KMeansResult
+        ``(centers, labels, inertia, n_iter, history)``; ``centers`` and ``labels`` come back
+        as the kind of array ``X`` was (numpy in, numpy out; a tensor in, a tensor out on the
+        input's device).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from torchkmeans import kmeans
+    >>> X = np.array([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0]])
+    >>> result = kmeans(X, 2, random_state=0)
+    >>> sorted(result.centers.tolist())
+    [[0.0, 0.5], [10.0, 0.5]]
+    >>> float(result.inertia)
+    1.0
+    """
+    result, prepared = run_fit(
+        X, sample_weight, n_clusters=n_clusters, init=init, n_init=n_init, max_iter=max_iter,
+        tol=tol, metric=metric, random_state=random_state, device=device, dtype=dtype,
+        verbose=verbose, chunk_size=chunk_size,
+    )
+    kind = prepared.checked.kind
+    return KMeansResult(
+        centers=kind.wrap(result.centers.to(prepared.out_dtype)),
+        labels=kind.wrap(result.labels),
+        inertia=result.inertia,
+        n_iter=result.n_iter,
+        history=result.history,
+    )
+
+
+def kmeans_plusplus(
+    X: Any,
+    n_clusters: int,
+    *,
+    sample_weight: Any = None,
+    random_state: Any = None,
+    n_local_trials: int | None = None,
+    metric: str = "euclidean",
+    device: Any = None,
+    dtype: Any = None,
+    chunk_size: int | None = None,
+) -> tuple[Any, Any]:
+    """Greedy k-means++ seeding, weighted by ``sample_weight``.
+
+    Returns
+    -------
+    centers : array of shape (n_clusters, n_features)
+        Rows of ``X`` chosen as initial centers.
+    indices : array of shape (n_clusters,)
+        Their row indices in ``X``.
+    """
+    k = v.check_int("n_clusters", n_clusters, 1)
+    trials = None if n_local_trials is None else v.check_int("n_local_trials", n_local_trials, 1)
+    generator = make_generator(random_state)
+    prepared = prepare(
+        X, sample_weight, n_clusters=k, metric=metric, device=device, dtype=dtype,
+        chunk_size=chunk_size,
+    )
+    v.check_n_clusters(k, prepared.source.n_samples)
+    shift = None
+    if prepared.metric == "euclidean":
+        from ._core import data_moments
+
+        shift, _ = data_moments(prepared.source, "euclidean")
+    centers, indices = kmeans_plusplus_(
+        prepared.source, k, generator, metric=prepared.metric, shift=shift,
+        n_local_trials=trials,
+    )
+    kind = prepared.checked.kind
+    return kind.wrap(centers.to(prepared.out_dtype)), kind.wrap(indices)
+
+
+def assign_labels(
+    source: TensorSource, centers: torch.Tensor, metric: str
+) -> tuple[torch.Tensor, float]:
+    """Labels of every row and the weighted inertia against ``centers`` (predict, score)."""
+    labels = torch.empty(source.n_samples, dtype=torch.long, device=source.device)
+    workspace = Workspace(source.chunk_size, int(centers.shape[0]), source.dtype, source.device)
+    stats = final_pass(source, centers, metric, labels, workspace)
+    return labels, float(stats.inertia.sum())
+
+
+def distances_to_centers(source: TensorSource, centers: torch.Tensor, metric: str) -> torch.Tensor:
+    """Euclidean (not squared) distances of every row to every center, filled chunk by chunk.
+
+    For cosine, the Euclidean distance between the unit-normalized row and the unit centers.
+    """
+    pc = PreparedCenters(centers, metric, None)
+    out = torch.empty(source.n_samples, pc.n_clusters, dtype=source.dtype, device=source.device)
+    for chunk in source.chunks():
+        m = chunk.x.shape[0]
+        d = pairwise(prepare_rows(chunk.x, metric, pc.shift), pc, out=out[chunk.start : chunk.start + m])
+        if metric == "cosine":
+            d.mul_(2.0)
+        d.sqrt_()
+    return out

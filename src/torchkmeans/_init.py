@@ -1,0 +1,150 @@
+"""Initial centers: greedy k-means++ and weighted random rows.
+
+Sampling is by inverse CDF over cumulative weights (one uniform draw, then ``searchsorted``),
+so a row of integer weight ``n`` is drawn exactly as ``n`` repeated rows would be, and a row of
+weight zero is never drawn. The cumulative sums run over the rows in a canonical order (sorted
+by a fixed random projection of their values), not in storage order, so that the seeding, and
+with it the whole fit, does not depend on how the rows are ordered: permuting the rows
+permutes the labels, and repeated rows act as one weighted row wherever they are. All random numbers come from one CPU ``torch.Generator``, so a seed
+gives the same centers on every device. Prior validation of data is assumed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._distance import PreparedCenters, pairwise, prepare_rows
+from ._sources import TensorSource
+
+
+def _uniform(generator: torch.Generator, n: int, device: torch.device) -> torch.Tensor:
+    return torch.rand(n, generator=generator, dtype=torch.float64).to(device)
+
+
+def _weights64(source: TensorSource) -> torch.Tensor:
+    if source.sample_weight is None:
+        return torch.ones(source.n_samples, dtype=torch.float64, device=source.device)
+    return source.sample_weight.to(device=source.device, dtype=torch.float64)
+
+
+# The projection that defines the canonical row order is fixed, not drawn from random_state.
+_ORDER_SEED = 20240607
+
+
+def canonical_order(source: TensorSource) -> torch.Tensor:
+    """A permutation of the rows that depends on their values only (ties: identical rows).
+
+    Rows are sorted by their dot product with a fixed random direction, computed in float64.
+    """
+    g = torch.Generator().manual_seed(_ORDER_SEED)
+    direction = torch.randn(source.n_features, dtype=torch.float64, generator=g).to(source.device)
+    keys = torch.empty(source.n_samples, dtype=torch.float64, device=source.device)
+    for chunk in source.chunks():
+        keys[chunk.start : chunk.start + chunk.x.shape[0]] = chunk.x.to(torch.float64) @ direction
+    return torch.argsort(keys, stable=True)
+
+
+def sample_by_cdf(cumulative: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Indices ``i`` with ``cumulative[i-1] <= u * total < cumulative[i]``.
+
+    Rows whose mass is zero are never returned (their cumulative value equals the previous one).
+    """
+    targets = u * cumulative[-1]
+    idx = torch.searchsorted(cumulative, targets, right=True)
+    return idx.clamp_max_(cumulative.shape[0] - 1)
+
+
+def _distances_to(source: TensorSource, rows: torch.Tensor, metric: str, shift: torch.Tensor | None):
+    """Yield ``(start, distances chunk x len(rows))`` over the source."""
+    pc = PreparedCenters(rows, metric, shift)
+    for chunk in source.chunks():
+        xs = prepare_rows(chunk.x, metric, shift)
+        yield chunk.start, pairwise(xs, pc).to(torch.float64)
+
+
+def kmeans_plusplus_(
+    source: TensorSource,
+    n_clusters: int,
+    generator: torch.Generator,
+    *,
+    metric: str = "euclidean",
+    shift: torch.Tensor | None = None,
+    n_local_trials: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy k-means++ (Arthur & Vassilvitskii 2007, with local trials as in scikit-learn).
+
+    Each new center is the best of ``2 + int(log k)`` candidates drawn with probability
+    proportional to ``weight * D(x)^2``, where best means the lowest resulting potential.
+    Returns ``(centers, indices)``. Extra memory: a few float64 vectors of length n_samples plus
+    one chunk. Prior validation of data is assumed.
+    """
+    n, device = source.n_samples, source.device
+    if n_local_trials is None:
+        n_local_trials = 2 + int(math.log(n_clusters))
+    order = canonical_order(source)
+    w = _weights64(source)
+    w_sorted = w[order]
+    cumulative = torch.cumsum(w_sorted, dim=0)
+    first = order[sample_by_cdf(cumulative, _uniform(generator, 1, device))]
+    indices = [first]
+    centers = [source.rows(first)]
+
+    closest = torch.empty(n, dtype=torch.float64, device=device)
+    for start, d in _distances_to(source, centers[0], metric, shift):
+        closest[start : start + d.shape[0]] = d[:, 0]
+
+    pot = torch.zeros(1, n_local_trials, dtype=torch.float64, device=device)
+    zero_index = torch.zeros(source.chunk_size, dtype=torch.long, device=device)
+    for _ in range(1, n_clusters):
+        torch.mul(w_sorted, closest[order], out=cumulative).cumsum_(0)
+        u = _uniform(generator, n_local_trials, device)
+        if not bool(cumulative[-1] > 0):
+            # Every weighted row already sits on a center: fall back to sampling by weight.
+            # The fit will warn that there are fewer distinct points than clusters.
+            candidates = order[sample_by_cdf(torch.cumsum(w_sorted, dim=0), u)]
+        else:
+            candidates = order[sample_by_cdf(cumulative, u)]
+        rows = source.rows(candidates)
+        pot.zero_()
+        for start, d in _distances_to(source, rows, metric, shift):
+            m = d.shape[0]
+            new = torch.minimum(d, closest[start : start + m, None])
+            new.mul_(w[start : start + m, None])
+            # index_add_ adds row by row in order: the potentials do not depend on chunking.
+            pot.index_add_(0, zero_index[:m], new)
+        best = int(torch.argmin(pot[0]))
+        best_row = rows[best : best + 1]
+        for start, d in _distances_to(source, best_row, metric, shift):
+            seg = closest[start : start + d.shape[0]]
+            torch.minimum(seg, d[:, 0], out=seg)
+        indices.append(candidates[best : best + 1])
+        centers.append(best_row)
+    return torch.cat(centers), torch.cat(indices)
+
+
+def random_rows_(
+    source: TensorSource, n_clusters: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n_clusters`` distinct rows drawn without replacement, with probability ∝ weight.
+
+    Uses exponential keys ``log(u) / w`` (Efraimidis & Spirakis 2006); rows of weight zero are
+    only taken when there are fewer weighted rows than clusters. Prior validation assumed.
+    """
+    order = canonical_order(source).cpu()
+    u = torch.empty(source.n_samples, dtype=torch.float64)
+    u[order] = torch.rand(source.n_samples, generator=generator, dtype=torch.float64)
+    if source.sample_weight is None:
+        keys = u
+    else:
+        w = source.sample_weight.detach().to("cpu", torch.float64)
+        keys = torch.where(w > 0, torch.log(u) / w, torch.full_like(u, -math.inf))
+    indices = torch.topk(keys, n_clusters).indices
+    n_positive = int((keys > -math.inf).sum())
+    if n_positive < n_clusters:
+        positive = indices[:n_positive]
+        repeat = positive[torch.arange(n_clusters - n_positive) % max(n_positive, 1)]
+        indices = torch.cat([positive, repeat])
+    indices = indices.to(source.device)
+    return source.rows(indices), indices

@@ -1,0 +1,478 @@
+"""The validation boundary: the only code that inspects user input.
+
+Everything below this module (sources, kernels, the Lloyd loop) assumes validated tensors.
+Errors raised here say what was received, what was expected and, when there is one, the fix.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .exceptions import DataError, ParameterError, UnsupportedInputError
+
+# Rows inspected per step by the NaN/inf and zero-row scans: bounded extra memory.
+_SCAN_ROWS = 65536
+
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_DTYPE_NAMES = {
+    "float16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float": torch.float32,
+    "float64": torch.float64,
+    "double": torch.float64,
+}
+METRICS = ("euclidean", "cosine")
+INIT_NAMES = ("k-means++", "random")
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """How results go back to the caller: numpy arrays, or tensors on ``device``."""
+
+    is_tensor: bool
+    device: torch.device | None = None
+
+    def wrap(self, t: torch.Tensor) -> Any:
+        """Return ``t`` as the caller's kind of array (numpy in, numpy out)."""
+        if self.is_tensor:
+            return t.to(self.device) if self.device is not None else t
+        t = t.detach().cpu()
+        if t.dtype == torch.bfloat16:
+            t = t.float()
+        return t.numpy()
+
+
+@dataclass
+class CheckedData:
+    """A validated 2-D tensor (storage dtype kept), plus what the boundary learned about it."""
+
+    X: torch.Tensor
+    kind: OutputKind
+    feature_names: np.ndarray | None
+    original: Any
+
+
+# --------------------------------------------------------------------------------------------
+# parameters
+# --------------------------------------------------------------------------------------------
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: object, minimum: int) -> int:
+    """Return ``value`` as an int, or raise a ParameterError naming ``name``."""
+    if not _is_int(value):
+        raise ParameterError(
+            f"{name} must be an integer >= {minimum}, got {value!r} of type {type(value).__name__}."
+        )
+    if int(value) < minimum:  # type: ignore[call-overload]
+        raise ParameterError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)  # type: ignore[call-overload]
+
+
+def check_tol(tol: object) -> float:
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not np.isfinite(float(tol)):
+        raise ParameterError(f"tol must be a finite number >= 0, got {tol!r}.")
+    if float(tol) < 0:
+        raise ParameterError(f"tol must be >= 0, got {tol!r}.")
+    return float(tol)
+
+
+def check_metric(metric: object) -> str:
+    if not isinstance(metric, str) or metric not in METRICS:
+        raise ParameterError(
+            f"metric must be one of {', '.join(repr(m) for m in METRICS)}, got {metric!r}."
+        )
+    return metric
+
+
+def check_verbose(verbose: object) -> int:
+    if isinstance(verbose, bool):
+        return int(verbose)
+    return check_int("verbose", verbose, 0)
+
+
+def check_init(init: object) -> str | Callable[..., Any] | Any:
+    """Check the kind of ``init``; array contents are checked against the data later."""
+    if isinstance(init, str):
+        if init not in INIT_NAMES:
+            raise ParameterError(
+                f"init must be one of {', '.join(repr(m) for m in INIT_NAMES)}, an array of shape "
+                f"(n_clusters, n_features) or a callable, got the string {init!r}."
+            )
+        return init
+    if callable(init):
+        return init
+    if isinstance(init, (np.ndarray, torch.Tensor, list, tuple)) or hasattr(init, "__array__"):
+        return init
+    raise ParameterError(
+        "init must be 'k-means++', 'random', an array of shape (n_clusters, n_features) or a "
+        f"callable (X, n_clusters, random_state) -> centers, got {type(init).__name__}."
+    )
+
+
+def resolve_n_init(n_init: object, init: object) -> int:
+    """``"auto"``: 1 run for k-means++ or an array, 10 for random or a callable."""
+    if isinstance(n_init, str):
+        if n_init != "auto":
+            raise ParameterError(f"n_init must be 'auto' or an integer >= 1, got {n_init!r}.")
+        return 1 if (isinstance(init, str) and init == "k-means++") or _is_array(init) else 10
+    value = check_int("n_init", n_init, 1)
+    if _is_array(init) and value != 1:
+        warnings.warn(
+            f"Explicit initial centers were passed in init: performing one run instead of "
+            f"n_init={value}.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return 1
+    return value
+
+
+def _is_array(init: object) -> bool:
+    return not isinstance(init, str) and not callable(init)
+
+
+def check_device(device: object) -> torch.device | None:
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError):
+        raise ParameterError(
+            f"device must be None, a torch.device or a string such as 'cpu' or 'cuda:0', "
+            f"got {device!r}."
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(
+            f"device={device!r} was requested but CUDA is not available in this PyTorch "
+            f"(torch {torch.__version__}). Use device='cpu' or install a CUDA build of PyTorch."
+        )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ParameterError(f"device={device!r} was requested but MPS is not available.")
+    return dev
+
+
+def check_dtype(dtype: object) -> torch.dtype | None:
+    if dtype is None:
+        return None
+    if isinstance(dtype, torch.dtype):
+        resolved: torch.dtype | None = dtype
+    elif isinstance(dtype, str):
+        resolved = _DTYPE_NAMES.get(dtype.removeprefix("torch."))
+    else:
+        try:
+            resolved = _DTYPE_NAMES.get(np.dtype(dtype).name)  # type: ignore[call-overload]
+        except TypeError:
+            resolved = None
+    if resolved not in _FLOAT_DTYPES:
+        raise ParameterError(
+            f"dtype must be None or a floating dtype (float16, bfloat16, float32, float64), "
+            f"got {dtype!r}."
+        )
+    return resolved
+
+
+def compute_dtype(storage: torch.dtype) -> torch.dtype:
+    """float16 / bfloat16 are computed in float32; float32 and float64 as themselves."""
+    return storage if storage in (torch.float32, torch.float64) else torch.float32
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+
+
+def _is_sparse(X: object) -> bool:
+    if isinstance(X, torch.Tensor):
+        return X.layout != torch.strided
+    try:
+        import scipy.sparse as sp
+    except ImportError:  # pragma: no cover - scipy comes with scikit-learn
+        return False
+    return bool(sp.issparse(X))
+
+
+def _feature_names(X: object) -> np.ndarray | None:
+    columns = getattr(X, "columns", None)
+    if columns is None or not hasattr(X, "iloc"):
+        return None
+    names = list(columns)
+    if names and all(isinstance(n, str) for n in names):
+        return np.asarray(names, dtype=object)
+    return None
+
+
+def _numpy_from_any(X: Any, name: str) -> np.ndarray:
+    """Convert pandas objects, lists and array-likes to a numpy array without copying floats."""
+    if hasattr(X, "iloc") and hasattr(X, "columns"):  # pandas DataFrame
+        dtypes = list(X.dtypes)
+        try:
+            if all(getattr(d, "kind", "O") in "fiub" for d in dtypes):
+                arr = X.to_numpy()
+            else:
+                arr = X.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as exc:
+            raise UnsupportedInputError(
+                f"{name} is a DataFrame with non-numeric columns ({exc}). Expected numeric "
+                "columns only; encode or drop the text columns first."
+            ) from None
+        return np.asarray(arr)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.VisibleDeprecationWarning)
+            arr = np.asarray(X)
+    except (ValueError, TypeError, np.exceptions.VisibleDeprecationWarning):
+        raise DataError(
+            f"{name} could not be read as a 2-D array: its rows have different lengths or "
+            f"it is not numeric (got {type(X).__name__}). Expected an array-like of shape "
+            "(n_samples, n_features)."
+        ) from None
+    return arr
+
+
+def _to_tensor(arr: np.ndarray, name: str) -> torch.Tensor:
+    """Wrap a numpy array as a tensor, converting only what torch cannot hold as-is."""
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise UnsupportedInputError(
+            f"Complex data not supported: {name} has dtype {arr.dtype}. Expected real numbers; "
+            "pass X.real, np.abs(X), or the real and imaginary parts as separate features."
+        )
+    if kind in "OUSV" or kind == "M" or kind == "m":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise UnsupportedInputError(
+                f"{name} contains values that are not numbers (dtype {arr.dtype}): {exc}. "
+                "Expected numeric data; convert or drop the non-numeric columns first."
+            ) from None
+    elif kind == "f" and arr.dtype not in (np.float16, np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    elif kind == "u" and arr.dtype != np.uint8:
+        arr = arr.astype(np.float32)
+    elif kind not in "fiub":
+        raise UnsupportedInputError(f"{name} has unsupported dtype {arr.dtype}.")
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if any(s < 0 for s in arr.strides) or any(s % arr.itemsize for s in arr.strides):
+        arr = np.ascontiguousarray(arr)
+    with warnings.catch_warnings():
+        # Read-only arrays (memmaps opened with mode "r") are wrapped without a copy; torchkmeans
+        # never writes to the caller's data.
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(arr)
+
+
+def check_array(X: Any, *, name: str = "X", allow_1d: bool = False) -> CheckedData:
+    """Validate ``X`` and wrap it as a tensor without copying float32/float64 data.
+
+    Checks container, dtype, dimensions, emptiness and finiteness. Integer and boolean data are
+    kept in their storage dtype and converted chunk by chunk later; object arrays are converted
+    to float64 here.
+    """
+    if X is None:
+        raise DataError(f"{name} is None; expected an array-like of shape (n_samples, n_features).")
+    if _is_sparse(X):
+        raise UnsupportedInputError(
+            f"{name} is a sparse matrix ({type(X).__name__}); sparse input is not supported yet. "
+            "Convert it with X.toarray() (scipy) or X.to_dense() (torch) if it fits in memory."
+        )
+    names = _feature_names(X)
+    if isinstance(X, torch.Tensor):
+        t = X.detach()
+        if t.is_complex():
+            raise UnsupportedInputError(
+                f"Complex data not supported: {name} has dtype {t.dtype}. Expected real numbers."
+            )
+        if t.dtype not in _FLOAT_DTYPES and (t.is_floating_point() or t.dtype.is_complex):
+            t = t.to(torch.float32)
+        if t.dtype not in _FLOAT_DTYPES and t.dtype not in (
+            torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64, torch.bool
+        ):
+            t = t.to(torch.float32)
+        kind = OutputKind(True, X.device)
+    else:
+        arr = _numpy_from_any(X, name)
+        t = _to_tensor(arr, name)
+        kind = OutputKind(False)
+    if t.dim() == 1 and allow_1d:
+        t = t.unsqueeze(1)
+    if t.dim() != 2:
+        if t.dim() == 1:
+            raise DataError(
+                f"Expected a 2-D array for {name}, got a 1-D array of shape {tuple(t.shape)} "
+                f"instead. Reshape your data with X.reshape(-1, 1) if it has a single feature or "
+                f"X.reshape(1, -1) if it contains a single sample."
+            )
+        raise DataError(
+            f"Expected a 2-D array for {name} of shape (n_samples, n_features), got a "
+            f"{t.dim()}-D array of shape {tuple(t.shape)}."
+        )
+    n, d = t.shape
+    if n == 0:
+        raise DataError(
+            f"Found array with 0 sample(s) (shape={tuple(t.shape)}) while a minimum of 1 is "
+            f"required: {name} is empty."
+        )
+    if d == 0:
+        raise DataError(
+            f"Found array with 0 feature(s) (shape={tuple(t.shape)}) while a minimum of 1 is "
+            f"required: {name} has no columns."
+        )
+    if t.is_floating_point():
+        _check_finite(t, name)
+    return CheckedData(X=t, kind=kind, feature_names=names, original=X)
+
+
+def _check_finite(t: torch.Tensor, name: str) -> None:
+    """Scan for NaN and inf in bounded steps; raise naming the first bad value found."""
+    n = t.shape[0]
+    step = max(1, _SCAN_ROWS * 64 // max(t.shape[1], 1))
+    for start in range(0, n, step):
+        block = t[start : start + step]
+        finite = torch.isfinite(block)
+        if bool(finite.all()):
+            continue
+        bad = (~finite).nonzero()[0]
+        row, col = int(bad[0]) + start, int(bad[1])
+        value = float(t[row, col])
+        what = "NaN" if np.isnan(value) else "infinity"
+        hint = (
+            "Remove or impute missing values (e.g. sklearn.impute.SimpleImputer) first."
+            if what == "NaN"
+            else "Remove or clip infinite values first."
+        )
+        raise DataError(
+            f"Input {name} contains {what} (first at row {row}, column {col}); expected finite "
+            f"numbers only. {hint}"
+        )
+
+
+def check_nonzero_rows(t: torch.Tensor, name: str = "X") -> None:
+    """Cosine k-means needs every row to have a direction."""
+    step = max(1, _SCAN_ROWS * 64 // max(t.shape[1], 1))
+    for start in range(0, t.shape[0], step):
+        block = t[start : start + step]
+        zero = ~(block != 0).any(dim=1)
+        if bool(zero.any()):
+            row = int(zero.nonzero()[0, 0]) + start
+            raise DataError(
+                f"metric='cosine' needs rows with a direction, but row {row} of {name} is all "
+                "zeros. Drop zero rows or use metric='euclidean'."
+            )
+
+
+def check_n_features(checked: CheckedData, n_features: int, names: np.ndarray | None, who: str) -> None:
+    """Check the feature count and names of data passed after fit."""
+    d = checked.X.shape[1]
+    if d != n_features:
+        raise DataError(
+            f"X has {d} features, but {who} is expecting {n_features} features as input "
+            f"(it was fitted on {n_features}). Pass data with the same columns as during fit."
+        )
+    new = checked.feature_names
+    if names is None and new is not None:
+        warnings.warn(
+            f"X has feature names, but {who} was fitted without feature names",
+            UserWarning,
+            stacklevel=3,
+        )
+    elif names is not None and new is None:
+        warnings.warn(
+            f"X does not have valid feature names, but {who} was fitted with feature names",
+            UserWarning,
+            stacklevel=3,
+        )
+    elif names is not None and new is not None and (
+        len(names) != len(new) or not np.array_equal(names, new)
+    ):
+        raise DataError(
+            "The feature names should match those that were passed during fit: fitted with "
+            f"{list(names)[:10]}, got {list(new)[:10]}."
+        )
+
+
+def check_sample_weight(
+    sample_weight: Any, n_samples: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor | None:
+    """Return the weights as a 1-D tensor on ``device`` (None when not given)."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, bool):
+        w = torch.full((n_samples,), float(sample_weight), dtype=dtype, device=device)
+    else:
+        if _is_sparse(sample_weight):
+            raise UnsupportedInputError("sample_weight must be dense, got a sparse matrix.")
+        if isinstance(sample_weight, torch.Tensor):
+            w = sample_weight.detach()
+        else:
+            arr = _numpy_from_any(sample_weight, "sample_weight")
+            if arr.dtype.kind not in "fiub":
+                try:
+                    arr = arr.astype(np.float64)
+                except (TypeError, ValueError):
+                    raise DataError(
+                        f"sample_weight must be numeric, got dtype {arr.dtype}."
+                    ) from None
+            w = torch.as_tensor(np.asarray(arr, dtype=np.float64))
+        if w.dim() != 1:
+            raise DataError(
+                f"sample_weight must be 1-D of shape (n_samples,) = ({n_samples},), got shape "
+                f"{tuple(w.shape)}."
+            )
+        if w.shape[0] != n_samples:
+            raise DataError(
+                f"sample_weight has {w.shape[0]} elements, expected {n_samples} (one per row "
+                "of X)."
+            )
+        w = w.to(device=device, dtype=dtype)
+    if not bool(torch.isfinite(w).all()):
+        raise DataError("sample_weight contains NaN or infinity; expected finite weights >= 0.")
+    if bool((w < 0).any()):
+        i = int((w < 0).nonzero()[0, 0])
+        raise DataError(
+            f"sample_weight must be >= 0, got {float(w[i])} at position {i}. Negative weights "
+            "have no meaning in k-means."
+        )
+    if not bool((w > 0).any()):
+        raise DataError(
+            "sample_weight is zero for every sample; expected at least one positive weight."
+        )
+    return w
+
+
+def check_n_clusters(n_clusters: object, n_samples: int | None = None) -> int:
+    k = check_int("n_clusters", n_clusters, 1)
+    if n_samples is not None and n_samples < k:
+        raise DataError(
+            f"n_samples={n_samples} should be >= n_clusters={k}. Use fewer clusters or more data."
+        )
+    return k
+
+
+def check_centers(
+    centers: Any, n_clusters: int, n_features: int, name: str = "init"
+) -> torch.Tensor:
+    """Validate explicit centers (an init array or what an init callable returned)."""
+    try:
+        checked = check_array(centers, name=name)
+    except DataError as exc:
+        raise DataError(f"{name} is not a valid array of centers: {exc}") from None
+    c = checked.X
+    if tuple(c.shape) != (n_clusters, n_features):
+        raise DataError(
+            f"{name} has shape {tuple(c.shape)}, expected (n_clusters, n_features) = "
+            f"({n_clusters}, {n_features}). Pass one row per cluster with as many columns as X."
+        )
+    return c

@@ -1,0 +1,60 @@
+"""The errors and warnings torchkmeans raises.
+
+Every error derives from :class:`TorchKMeansError` and from the built-in type that users
+already catch, so ``except ValueError`` keeps working::
+
+    Exception
+    └── TorchKMeansError
+        ├── DataError (ValueError)              bad X, sample_weight or init values
+        │   └── UnsupportedInputError (TypeError)  sparse, complex, strings, unknown containers
+        ├── ParameterError (ValueError, TypeError)  a bad constructor / function argument
+        ├── NotFittedError (sklearn NotFittedError: ValueError, AttributeError)
+        └── ModelFileError (ValueError)         a model file that cannot be loaded safely
+
+    UserWarning
+    └── sklearn.exceptions.ConvergenceWarning
+        └── ConvergenceWarning                  fewer distinct points than clusters, ...
+"""
+
+from __future__ import annotations
+
+from sklearn.exceptions import ConvergenceWarning as _SkConvergenceWarning
+from sklearn.exceptions import NotFittedError as _SkNotFittedError
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "ModelFileError",
+    "NotFittedError",
+    "ParameterError",
+    "TorchKMeansError",
+    "UnsupportedInputError",
+]
+
+
+class TorchKMeansError(Exception):
+    """Base class of every error raised by torchkmeans."""
+
+
+class DataError(TorchKMeansError, ValueError):
+    """The data (X, sample_weight, initial centers) has a bad value or shape."""
+
+
+class UnsupportedInputError(DataError, TypeError):
+    """The data comes in a container or dtype torchkmeans cannot use (sparse, complex, text)."""
+
+
+class ParameterError(TorchKMeansError, ValueError, TypeError):
+    """A parameter has a bad value or type."""
+
+
+class NotFittedError(TorchKMeansError, _SkNotFittedError):
+    """The estimator is used before ``fit``; also a ValueError and an AttributeError."""
+
+
+class ModelFileError(TorchKMeansError, ValueError):
+    """A model file is missing, truncated, corrupt, foreign or of another format version."""
+
+
+class ConvergenceWarning(_SkConvergenceWarning):
+    """The fit finished but the result is degenerate (for example duplicate points)."""
