@@ -124,27 +124,32 @@ def kmeans_plusplus_(
     return torch.cat(centers), torch.cat(indices)
 
 
+# Draws per center before random init accepts a duplicate point (fewer distinct points than k).
+_MAX_REDRAWS = 64
+
+
 def random_rows_(
     source: TensorSource, n_clusters: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n_clusters`` distinct rows drawn without replacement, with probability ∝ weight.
+    """``n_clusters`` distinct points drawn with probability proportional to weight.
 
-    Uses exponential keys ``log(u) / w`` (Efraimidis & Spirakis 2006); rows of weight zero are
-    only taken when there are fewer weighted rows than clusters. Prior validation assumed.
+    Rows are drawn one at a time by inverse CDF (in the canonical order); a draw equal to an
+    already chosen point is redrawn, so repeated rows and one row of the summed weight are
+    drawn alike. After ``_MAX_REDRAWS`` redraws for one center a duplicate is accepted (the fit
+    then warns about fewer distinct points than clusters). Prior validation assumed.
     """
-    order = canonical_order(source).cpu()
-    u = torch.empty(source.n_samples, dtype=torch.float64)
-    u[order] = torch.rand(source.n_samples, generator=generator, dtype=torch.float64)
-    if source.sample_weight is None:
-        keys = u
-    else:
-        w = source.sample_weight.detach().to("cpu", torch.float64)
-        keys = torch.where(w > 0, torch.log(u) / w, torch.full_like(u, -math.inf))
-    indices = torch.topk(keys, n_clusters).indices
-    n_positive = int((keys > -math.inf).sum())
-    if n_positive < n_clusters:
-        positive = indices[:n_positive]
-        repeat = positive[torch.arange(n_clusters - n_positive) % max(n_positive, 1)]
-        indices = torch.cat([positive, repeat])
-    indices = indices.to(source.device)
-    return source.rows(indices), indices
+    order = canonical_order(source)
+    cumulative = torch.cumsum(_weights64(source)[order], dim=0)
+    rows: list[torch.Tensor] = []
+    indices: list[torch.Tensor] = []
+    redraws = 0
+    while len(rows) < n_clusters:
+        idx = order[sample_by_cdf(cumulative, _uniform(generator, 1, source.device))]
+        row = source.rows(idx)
+        if rows and redraws < _MAX_REDRAWS and bool((torch.cat(rows) == row).all(dim=1).any()):
+            redraws += 1
+            continue
+        redraws = 0
+        rows.append(row)
+        indices.append(idx)
+    return torch.cat(rows), torch.cat(indices)

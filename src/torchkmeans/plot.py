@@ -1,0 +1,107 @@
+"""Plots of clustering results (matplotlib, imported lazily: ``pip install torchkmeans[plot]``).
+
+Every function takes ``ax=None`` and returns ``(fig, ax)``; with ``ax=None`` a new
+:class:`matplotlib.figure.Figure` is made without touching pyplot's global state, so the
+functions work headless and in notebooks alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import _validation as v
+from .exceptions import DataError
+
+__all__ = ["plot_clusters"]
+
+
+def _matplotlib() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            "Plotting needs matplotlib, which is not installed. Install it with "
+            "`pip install 'torchkmeans[plot]'` (or `pip install matplotlib`)."
+        ) from None
+    return matplotlib
+
+
+def _new_axes(ax: Any, figsize: tuple[float, float] = (6.4, 4.8)) -> tuple[Any, Any]:
+    _matplotlib()
+    if ax is not None:
+        return ax.figure, ax
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _as_numpy(a: Any, name: str) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu()
+        if a.dtype in (torch.float16, torch.bfloat16):
+            a = a.float()
+        return a.numpy()
+    return np.asarray(a)
+
+
+def _project_2d(X: np.ndarray, centers: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, tuple[str, str]]:
+    """Above two features, project on the first two principal components (computed in torch)."""
+    if X.shape[1] <= 2:
+        if X.shape[1] == 1:
+            X = np.hstack([X, np.zeros_like(X)])
+            centers = None if centers is None else np.hstack([centers, np.zeros_like(centers)])
+        return X, centers, ("feature 0", "feature 1")
+    t = torch.from_numpy(np.asarray(X, dtype=np.float64))
+    mean = t.mean(dim=0)
+    _, _, vh = torch.linalg.svd(t - mean, full_matrices=False)
+    basis = vh[:2].T
+    Xp = ((t - mean) @ basis).numpy()
+    cp = None
+    if centers is not None:
+        cp = ((torch.from_numpy(np.asarray(centers, dtype=np.float64)) - mean) @ basis).numpy()
+    return Xp, cp, ("principal component 1", "principal component 2")
+
+
+def plot_clusters(
+    X: Any, labels: Any, centers: Any = None, *, ax: Any = None, title: str | None = None
+) -> tuple[Any, Any]:
+    """Scatter the rows of ``X`` coloured by cluster, with ``centers`` as large red X markers.
+
+    Parameters
+    ----------
+    X : array-like or tensor of shape (n_samples, n_features)
+        Above two features, rows and centers are projected on the first two principal
+        components of X.
+    labels : array-like of shape (n_samples,)
+        Cluster of each row.
+    centers : array-like of shape (n_clusters, n_features), default=None
+        Drawn as red X markers when given.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    (fig, ax)
+    """
+    x = v.check_array(X).X
+    Xn = _as_numpy(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, "X").astype(np.float64)
+    lab = _as_numpy(labels, "labels").reshape(-1)
+    if lab.shape[0] != Xn.shape[0]:
+        raise DataError(f"labels has {lab.shape[0]} entries, expected {Xn.shape[0]} (one per row of X).")
+    cen = None if centers is None else _as_numpy(centers, "centers").astype(np.float64)
+    if cen is not None and cen.shape[1] != Xn.shape[1]:
+        raise DataError(f"centers have {cen.shape[1]} features, X has {Xn.shape[1]}.")
+    fig, ax = _new_axes(ax)
+    xy, cxy, (xlabel, ylabel) = _project_2d(Xn, cen)
+    ax.scatter(xy[:, 0], xy[:, 1], c=lab, cmap="viridis", s=20, alpha=0.8, label="points")
+    if cxy is not None:
+        ax.scatter(cxy[:, 0], cxy[:, 1], c="red", marker="X", s=200, edgecolors="black",
+                   linewidths=1.0, label="centers")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or f"{len(np.unique(lab))} clusters, {Xn.shape[0]} points")
+    return fig, ax
