@@ -15,7 +15,7 @@ from torchkmeans import KMeans
     [
         KMeans(n_clusters=3, random_state=0),
         KMeans(n_clusters=2, init="random", n_init=3, random_state=0),
-        KMeans(n_clusters=3, random_state=0, dtype="float32", chunk_size=7),
+        KMeans(n_clusters=3, random_state=0, chunk_size=7),
     ]
 )
 def test_sklearn_compatible(estimator, check):
