@@ -23,6 +23,8 @@ from .exceptions import ConvergenceWarning
 
 logger = logging.getLogger(__name__)
 
+_INERTIA_RTOL = 1e-10
+
 # An init is a name, explicit centers, or a function of the generator that returns centers
 # (the public boundary wraps user callables into the latter).
 InitSpec = Union[str, torch.Tensor, Callable[[torch.Generator], torch.Tensor]]
@@ -200,7 +202,9 @@ def fit(
         stats = final_pass(source, centers, metric, labels, workspace)
         inertia = float(stats.inertia.sum())
         logger.info("run %d/%d: inertia %.6g after %d iterations", run + 1, n_init, inertia, n_iter)
-        if best is None or inertia < best.inertia:
+        # A later run must be clearly better: equal inertias (symmetric solutions) differ only
+        # in rounding, which depends on row order, and must not decide.
+        if best is None or inertia < best.inertia - _INERTIA_RTOL * abs(best.inertia):
             best_run = run
             best = FitResult(
                 centers=centers, labels=labels, inertia=inertia, n_iter=n_iter, history=history,

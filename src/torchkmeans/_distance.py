@@ -72,17 +72,66 @@ def exact_distance(xs: torch.Tensor, pc: PreparedCenters, labels: torch.Tensor) 
     return (1.0 - (xs * chosen).sum(dim=1)).clamp_min_(0.0)
 
 
+# Rows whose two best GEMM scores are this close (relative to the magnitudes involved, scaled by
+# sqrt(D) * machine epsilon) are re-decided from exact distances.
+_TIE_FACTOR = 4.0
+# Elements per block of the exact re-check (rows x K x D), to keep its memory bounded.
+_RECHECK_ELEMENTS = 1 << 20
+
+
 def assign(
     xs: torch.Tensor, pc: PreparedCenters, out: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest center of each prepared row and the exact distance to it.
 
     Returns ``(labels, distances)``: int64 labels and squared Euclidean distances (or
-    ``1 - cos`` for cosine). Ties go to the lowest center index.
+    ``1 - cos`` for cosine). The GEMM scores decide clear cases; rows whose two best scores are
+    within rounding error of each other are decided from exactly computed distances, with ties
+    going to the lowest center index. Labels therefore do not depend on how rows are chunked or
+    ordered, even on data with exact ties (grids, integers, symmetric points).
     """
     scores = partial_scores(xs, pc, out=out)
-    labels = scores.argmin(dim=1)
+    if pc.n_clusters == 1:
+        labels = torch.zeros(xs.shape[0], dtype=torch.long, device=xs.device)
+        return labels, exact_distance(xs, pc, labels)
+    best2, idx2 = torch.topk(scores, 2, dim=1, largest=False, sorted=True)
+    labels = idx2[:, 0]
+    eps = torch.finfo(scores.dtype).eps * _TIE_FACTOR * max(1.0, xs.shape[1] ** 0.5)
+    if pc.c_sq is not None:
+        scale = (xs * xs).sum(dim=1) + pc.c_sq.max()
+    else:
+        scale = torch.full_like(best2[:, 0], 2.0)
+    near = (best2[:, 1] - best2[:, 0]) <= eps * scale
+    rows = near.nonzero().flatten()
+    if rows.numel():
+        labels = labels.clone()
+        _recheck_ties(xs, pc, scores, rows, best2[:, 0], eps * scale, labels)
     return labels, exact_distance(xs, pc, labels)
+
+
+def _recheck_ties(
+    xs: torch.Tensor,
+    pc: PreparedCenters,
+    scores: torch.Tensor,
+    rows: torch.Tensor,
+    best: torch.Tensor,
+    slack: torch.Tensor,
+    labels: torch.Tensor,
+) -> None:
+    """Re-decide ``rows`` from exact distances among the centers within ``slack`` of the best."""
+    k, d = pc.n_clusters, xs.shape[1]
+    step = max(1, _RECHECK_ELEMENTS // max(1, k * d))
+    for start in range(0, rows.numel(), step):
+        r = rows[start : start + step]
+        x = xs.index_select(0, r)
+        if pc.metric == "euclidean":
+            diff = x[:, None, :] - pc.c[None, :, :]
+            exact = (diff * diff).sum(dim=2)
+        else:
+            exact = 1.0 - (x[:, None, :] * pc.c[None, :, :]).sum(dim=2)
+        candidate = scores.index_select(0, r) <= (best[r] + 2 * slack[r])[:, None]
+        exact = torch.where(candidate, exact, torch.full_like(exact, float("inf")))
+        labels[r] = exact.argmin(dim=1)
 
 
 def pairwise(xs: torch.Tensor, pc: PreparedCenters, out: torch.Tensor | None = None) -> torch.Tensor:

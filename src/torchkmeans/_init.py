@@ -64,6 +64,19 @@ def _distances_to(source: TensorSource, rows: torch.Tensor, metric: str, shift: 
         yield chunk.start, pairwise(xs, pc).to(torch.float64)
 
 
+# Candidate potentials this close count as tied; the first candidate drawn wins. Potentials are
+# sums whose last bits depend on the row order, so an exact comparison would let the storage
+# order of the rows decide between equally good candidates.
+_POTENTIAL_RTOL = 1e-10
+
+
+def _first_minimum(values: torch.Tensor) -> int:
+    """Index of the first value within ``_POTENTIAL_RTOL`` of the minimum."""
+    low = values.min()
+    within = values <= low + _POTENTIAL_RTOL * low.abs()
+    return int(within.nonzero()[0, 0])
+
+
 def kmeans_plusplus_(
     source: TensorSource,
     n_clusters: int,
@@ -114,7 +127,7 @@ def kmeans_plusplus_(
             new.mul_(w[start : start + m, None])
             # index_add_ adds row by row in order: the potentials do not depend on chunking.
             pot.index_add_(0, zero_index[:m], new)
-        best = int(torch.argmin(pot[0]))
+        best = _first_minimum(pot[0])
         best_row = rows[best : best + 1]
         for start, d in _distances_to(source, best_row, metric, shift):
             seg = closest[start : start + d.shape[0]]
