@@ -140,7 +140,12 @@ def test_fortran_and_strided_arrays():
     ref = KMeans(4, random_state=0).fit(X)
     wide = np.zeros((X.shape[0], 2 * X.shape[1]))
     wide[:, ::2] = X
-    for variant in (np.asfortranarray(X), wide[:, ::2], X[::-1][::-1], torch.from_numpy(X).T.contiguous().T):
+    for variant in (
+        np.asfortranarray(X),
+        wide[:, ::2],
+        X[::-1][::-1],
+        torch.from_numpy(X).T.contiguous().T,
+    ):
         km = KMeans(4, random_state=0).fit(variant)
         np.testing.assert_array_equal(to_numpy(km.labels_), ref.labels_)
 

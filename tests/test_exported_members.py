@@ -30,6 +30,8 @@ def test_error_tree():
     assert issubclass(E.DataError, E.TorchKMeansError) and issubclass(E.DataError, ValueError)
     assert issubclass(E.UnsupportedInputError, TypeError)
     assert issubclass(E.ParameterError, ValueError) and issubclass(E.ParameterError, TypeError)
-    assert issubclass(E.NotFittedError, (ValueError)) and issubclass(E.NotFittedError, AttributeError)
+    assert issubclass(E.NotFittedError, (ValueError)) and issubclass(
+        E.NotFittedError, AttributeError
+    )
     assert issubclass(E.NotFittedError, SkNotFitted)
     assert issubclass(E.ModelFileError, E.TorchKMeansError)

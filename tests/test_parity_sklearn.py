@@ -26,8 +26,14 @@ DATASETS = {
 # each library breaks that exact tie by its own rounding (sklearn's seed 10 at k=10 is such a
 # case), so the digits cases use seeds without exact ties.
 CASES = [
-    ("iris", 3, 3), ("iris", 8, 8), ("wine", 3, 3), ("wine", 10, 10), ("digits", 8, 8),
-    ("digits", 10, 0), ("far_blobs", 6, 6), ("far_blobs", 10, 10),
+    ("iris", 3, 3),
+    ("iris", 8, 8),
+    ("wine", 3, 3),
+    ("wine", 10, 10),
+    ("digits", 8, 8),
+    ("digits", 10, 0),
+    ("far_blobs", 6, 6),
+    ("far_blobs", 10, 10),
 ]
 
 
@@ -38,7 +44,9 @@ def test_float64_parity_from_same_init(name, k, seed):
     sk = SkKMeans(k, init=init, n_init=1, algorithm="lloyd").fit(X)
     ours = KMeans(k, init=init, n_init=1).fit(X)
     np.testing.assert_array_equal(ours.labels_, sk.labels_)
-    np.testing.assert_allclose(ours.cluster_centers_, sk.cluster_centers_, rtol=1e-6, atol=1e-6 * np.abs(X).max())
+    np.testing.assert_allclose(
+        ours.cluster_centers_, sk.cluster_centers_, rtol=1e-6, atol=1e-6 * np.abs(X).max()
+    )
     assert ours.n_iter_ == sk.n_iter_
     assert ours.inertia_ == pytest.approx(sk.inertia_, rel=1e-9)
     np.testing.assert_array_equal(ours.predict(X), sk.predict(X))

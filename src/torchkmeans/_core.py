@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any
 
 import torch
 
@@ -27,7 +28,7 @@ _INERTIA_RTOL = 1e-10
 
 # An init is a name, explicit centers, or a function of the generator that returns centers
 # (the public boundary wraps user callables into the latter).
-InitSpec = Union[str, torch.Tensor, Callable[[torch.Generator], torch.Tensor]]
+InitSpec = str | torch.Tensor | Callable[[torch.Generator], torch.Tensor]
 
 
 @dataclass
@@ -85,7 +86,7 @@ def init_centers(
         if init == "k-means++":
             centers, _ = kmeans_plusplus_(source, n_clusters, generator, metric=metric, shift=shift)
         else:
-            centers, _ = random_rows_(source, n_clusters, generator)
+            centers, _ = random_rows_(source, n_clusters, generator, metric)
     elif isinstance(init, torch.Tensor):
         centers = init
     else:
@@ -133,8 +134,11 @@ def lloyd_(
             "seconds": time.perf_counter() - t0,
         }
         history.append(record)
-        logger.debug("iteration %(iteration)d: inertia %(inertia).6g shift %(center_shift).3g "
-                     "changed %(n_changed)d relocated %(n_relocated)d", record)
+        logger.debug(
+            "iteration %(iteration)d: inertia %(inertia).6g shift %(center_shift).3g "
+            "changed %(n_changed)d relocated %(n_relocated)d",
+            record,
+        )
         if progress is not None:
             progress.update(1)
             progress.set_postfix(inertia=f"{record['inertia']:.6g}", shift=f"{shift:.3g}")
@@ -148,7 +152,11 @@ def lloyd_(
 
 
 def final_pass(
-    source: TensorSource, centers: torch.Tensor, metric: str, labels: torch.Tensor, workspace: Workspace
+    source: TensorSource,
+    centers: torch.Tensor,
+    metric: str,
+    labels: torch.Tensor,
+    workspace: Workspace,
 ) -> LloydStats:
     """Assign every row to ``centers`` (labels agree with predict); no center update."""
     pc = PreparedCenters(centers, metric, None)
@@ -182,7 +190,11 @@ def fit(
     best_run = -1
     for run in range(n_init):
         centers = init_centers(
-            source, n_clusters, init, generator, metric=metric,
+            source,
+            n_clusters,
+            init,
+            generator,
+            metric=metric,
             shift=mean if metric == "euclidean" else None,
         )
         progress = None
@@ -192,8 +204,14 @@ def fit(
             progress = tqdm(total=max_iter, desc=f"k-means run {run + 1}/{n_init}", leave=False)
         try:
             centers, n_iter, history = lloyd_(
-                source, centers, max_iter=max_iter, tol=tol_abs, metric=metric,
-                labels=labels, workspace=workspace, progress=progress,
+                source,
+                centers,
+                max_iter=max_iter,
+                tol=tol_abs,
+                metric=metric,
+                labels=labels,
+                workspace=workspace,
+                progress=progress,
             )
         finally:
             if progress is not None:
@@ -207,7 +225,11 @@ def fit(
         if best is None or inertia < best.inertia - _INERTIA_RTOL * abs(best.inertia):
             best_run = run
             best = FitResult(
-                centers=centers, labels=labels, inertia=inertia, n_iter=n_iter, history=history,
+                centers=centers,
+                labels=labels,
+                inertia=inertia,
+                n_iter=n_iter,
+                history=history,
                 n_nonempty=int((stats.counts > 0).sum()),
             )
     assert best is not None

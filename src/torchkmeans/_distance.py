@@ -52,7 +52,9 @@ def prepare_rows(x: torch.Tensor, metric: str, shift: torch.Tensor | None) -> to
     return x / norms
 
 
-def partial_scores(xs: torch.Tensor, pc: PreparedCenters, out: torch.Tensor | None = None) -> torch.Tensor:
+def partial_scores(
+    xs: torch.Tensor, pc: PreparedCenters, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Scores whose row-wise argmin is the nearest center.
 
     Euclidean: ``||c||^2 - 2 x.c`` (the squared distance minus ``||x||^2``); cosine: ``-x.c``.
@@ -67,9 +69,8 @@ def exact_distance(xs: torch.Tensor, pc: PreparedCenters, labels: torch.Tensor) 
     """Distance of each prepared row to the center ``labels`` names, computed directly."""
     chosen = pc.c.index_select(0, labels)
     if pc.metric == "euclidean":
-        diff = xs - chosen
-        return (diff * diff).sum(dim=1)
-    return (1.0 - (xs * chosen).sum(dim=1)).clamp_min_(0.0)
+        return torch.sub(xs, chosen, out=chosen).square_().sum(dim=1)
+    return (1.0 - chosen.mul_(xs).sum(dim=1)).clamp_min_(0.0)
 
 
 # Rows whose two best GEMM scores are this close (relative to the magnitudes involved, scaled by
@@ -98,7 +99,7 @@ def assign(
     labels = idx2[:, 0]
     eps = torch.finfo(scores.dtype).eps * _TIE_FACTOR * max(1.0, xs.shape[1] ** 0.5)
     if pc.c_sq is not None:
-        scale = (xs * xs).sum(dim=1) + pc.c_sq.max()
+        scale = torch.linalg.vector_norm(xs, dim=1).square_() + pc.c_sq.max()
     else:
         scale = torch.full_like(best2[:, 0], 2.0)
     near = (best2[:, 1] - best2[:, 0]) <= eps * scale
@@ -134,14 +135,16 @@ def _recheck_ties(
         labels[r] = exact.argmin(dim=1)
 
 
-def pairwise(xs: torch.Tensor, pc: PreparedCenters, out: torch.Tensor | None = None) -> torch.Tensor:
+def pairwise(
+    xs: torch.Tensor, pc: PreparedCenters, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Distances from every prepared row to every center (chunk x K), clamped at zero.
 
     Squared Euclidean distances, or ``1 - cos`` for cosine.
     """
     scores = partial_scores(xs, pc, out=out)
     if pc.metric == "euclidean":
-        scores.add_((xs * xs).sum(dim=1, keepdim=True))
+        scores.add_(torch.linalg.vector_norm(xs, dim=1, keepdim=True).square_())
     else:
         scores.add_(1.0)
     return scores.clamp_min_(0.0)

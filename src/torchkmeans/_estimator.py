@@ -116,7 +116,7 @@ default="k-means++"
 
     # ---------------------------------------------------------------------------------- fit
 
-    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> "KMeans":
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
         """Compute k-means clustering.
 
         Parameters
@@ -134,10 +134,19 @@ default="k-means++"
             The fitted estimator.
         """
         result, prepared = run_fit(
-            X, sample_weight, n_clusters=self.n_clusters, init=self.init, n_init=self.n_init,
-            max_iter=self.max_iter, tol=self.tol, metric=self.metric,
-            random_state=self.random_state, device=self.device, dtype=self.dtype,
-            verbose=self.verbose, chunk_size=self.chunk_size,
+            X,
+            sample_weight,
+            n_clusters=self.n_clusters,
+            init=self.init,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            metric=self.metric,
+            random_state=self.random_state,
+            device=self.device,
+            dtype=self.dtype,
+            verbose=self.verbose,
+            chunk_size=self.chunk_size,
         )
         kind = prepared.checked.kind
         self.cluster_centers_ = kind.wrap(result.centers.to(prepared.out_dtype))
@@ -178,13 +187,20 @@ default="k-means++"
         self._check_fitted()
         checked = v.check_array(X)
         v.check_n_features(
-            checked, self.n_features_in_, getattr(self, "feature_names_in_", None),
+            checked,
+            self.n_features_in_,
+            getattr(self, "feature_names_in_", None),
             type(self).__name__,
         )
         centers = torch.as_tensor(self.cluster_centers_)
         prepared = prepare(
-            checked, sample_weight, n_clusters=centers.shape[0], metric=self.metric,
-            device=self.device, dtype=centers.dtype, chunk_size=self.chunk_size,
+            checked,
+            sample_weight,
+            n_clusters=centers.shape[0],
+            metric=self.metric,
+            device=self.device,
+            dtype=centers.dtype,
+            chunk_size=self.chunk_size,
         )
         source = prepared.source
         return prepared, centers.to(device=source.device, dtype=source.dtype)

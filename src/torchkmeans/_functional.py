@@ -149,14 +149,26 @@ def run_fit(
     n_init_ = v.resolve_n_init(n_init, init)
     generator = make_generator(random_state)
     prepared = prepare(
-        X, sample_weight, n_clusters=k, metric=metric, device=device, dtype=dtype,  # type: ignore[arg-type]
+        X,
+        sample_weight,
+        n_clusters=k,
+        metric=metric,
+        device=device,
+        dtype=dtype,  # type: ignore[arg-type]
         chunk_size=chunk_size,
     )
     v.check_n_clusters(k, prepared.source.n_samples)
     init_spec = resolve_init(init, prepared, k)
     result = fit(
-        prepared.source, k, init=init_spec, n_init=n_init_, max_iter=max_iter_, tol=tol_,
-        metric=prepared.metric, generator=generator, out_dtype=prepared.out_dtype,
+        prepared.source,
+        k,
+        init=init_spec,
+        n_init=n_init_,
+        max_iter=max_iter_,
+        tol=tol_,
+        metric=prepared.metric,
+        generator=generator,
+        out_dtype=prepared.out_dtype,
         verbose=verbose_,
     )
     return result, prepared
@@ -201,9 +213,19 @@ def kmeans(
     1.0
     """
     result, prepared = run_fit(
-        X, sample_weight, n_clusters=n_clusters, init=init, n_init=n_init, max_iter=max_iter,
-        tol=tol, metric=metric, random_state=random_state, device=device, dtype=dtype,
-        verbose=verbose, chunk_size=chunk_size,
+        X,
+        sample_weight,
+        n_clusters=n_clusters,
+        init=init,
+        n_init=n_init,
+        max_iter=max_iter,
+        tol=tol,
+        metric=metric,
+        random_state=random_state,
+        device=device,
+        dtype=dtype,
+        verbose=verbose,
+        chunk_size=chunk_size,
     )
     kind = prepared.checked.kind
     return KMeansResult(
@@ -240,7 +262,12 @@ def kmeans_plusplus(
     trials = None if n_local_trials is None else v.check_int("n_local_trials", n_local_trials, 1)
     generator = make_generator(random_state)
     prepared = prepare(
-        X, sample_weight, n_clusters=k, metric=metric, device=device, dtype=dtype,
+        X,
+        sample_weight,
+        n_clusters=k,
+        metric=metric,
+        device=device,
+        dtype=dtype,
         chunk_size=chunk_size,
     )
     v.check_n_clusters(k, prepared.source.n_samples)
@@ -250,7 +277,11 @@ def kmeans_plusplus(
 
         shift, _ = data_moments(prepared.source, "euclidean")
     centers, indices = kmeans_plusplus_(
-        prepared.source, k, generator, metric=prepared.metric, shift=shift,
+        prepared.source,
+        k,
+        generator,
+        metric=prepared.metric,
+        shift=shift,
         n_local_trials=trials,
     )
     kind = prepared.checked.kind
@@ -276,7 +307,9 @@ def distances_to_centers(source: TensorSource, centers: torch.Tensor, metric: st
     out = torch.empty(source.n_samples, pc.n_clusters, dtype=source.dtype, device=source.device)
     for chunk in source.chunks():
         m = chunk.x.shape[0]
-        d = pairwise(prepare_rows(chunk.x, metric, pc.shift), pc, out=out[chunk.start : chunk.start + m])
+        d = pairwise(
+            prepare_rows(chunk.x, metric, pc.shift), pc, out=out[chunk.start : chunk.start + m]
+        )
         if metric == "cosine":
             d.mul_(2.0)
         d.sqrt_()

@@ -23,26 +23,22 @@ def _uniform(generator: torch.Generator, n: int, device: torch.device) -> torch.
     return torch.rand(n, generator=generator, dtype=torch.float64).to(device)
 
 
-def _weights64(source: TensorSource) -> torch.Tensor:
-    if source.sample_weight is None:
-        return torch.ones(source.n_samples, dtype=torch.float64, device=source.device)
-    return source.sample_weight.to(device=source.device, dtype=torch.float64)
-
-
 # The projection that defines the canonical row order is fixed, not drawn from random_state.
 _ORDER_SEED = 20240607
 
 
-def canonical_order(source: TensorSource) -> torch.Tensor:
+def canonical_order(source: TensorSource, metric: str = "euclidean") -> torch.Tensor:
     """A permutation of the rows that depends on their values only (ties: identical rows).
 
-    Rows are sorted by their dot product with a fixed random direction, computed in float64.
+    Rows (for cosine: rows normalized to unit length) are sorted by their dot product with a
+    fixed random direction, computed in float64.
     """
     g = torch.Generator().manual_seed(_ORDER_SEED)
     direction = torch.randn(source.n_features, dtype=torch.float64, generator=g).to(source.device)
     keys = torch.empty(source.n_samples, dtype=torch.float64, device=source.device)
     for chunk in source.chunks():
-        keys[chunk.start : chunk.start + chunk.x.shape[0]] = chunk.x.to(torch.float64) @ direction
+        rows = prepare_rows(chunk.x, metric, None).to(torch.float64)
+        keys[chunk.start : chunk.start + chunk.x.shape[0]] = rows @ direction
     return torch.argsort(keys, stable=True)
 
 
@@ -56,7 +52,9 @@ def sample_by_cdf(cumulative: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return idx.clamp_max_(cumulative.shape[0] - 1)
 
 
-def _distances_to(source: TensorSource, rows: torch.Tensor, metric: str, shift: torch.Tensor | None):
+def _distances_to(
+    source: TensorSource, rows: torch.Tensor, metric: str, shift: torch.Tensor | None
+):
     """Yield ``(start, distances chunk x len(rows))`` over the source."""
     pc = PreparedCenters(rows, metric, shift)
     for chunk in source.chunks():
@@ -96,10 +94,12 @@ def kmeans_plusplus_(
     n, device = source.n_samples, source.device
     if n_local_trials is None:
         n_local_trials = 2 + int(math.log(n_clusters))
-    order = canonical_order(source)
-    w = _weights64(source)
-    w_sorted = w[order]
-    cumulative = torch.cumsum(w_sorted, dim=0)
+    # Length-n vectors kept: order (int64), closest and cumulative (float64), and the sorted
+    # weights when weighted; everything else is per chunk.
+    order = canonical_order(source, metric)
+    sw = source.sample_weight
+    w_sorted = None if sw is None else sw.to(torch.float64)[order]
+    cumulative = _cumulative_weights(w_sorted, n, device)
     first = order[sample_by_cdf(cumulative, _uniform(generator, 1, device))]
     indices = [first]
     centers = [source.rows(first)]
@@ -111,12 +111,15 @@ def kmeans_plusplus_(
     pot = torch.zeros(1, n_local_trials, dtype=torch.float64, device=device)
     zero_index = torch.zeros(source.chunk_size, dtype=torch.long, device=device)
     for _ in range(1, n_clusters):
-        torch.mul(w_sorted, closest[order], out=cumulative).cumsum_(0)
+        torch.index_select(closest, 0, order, out=cumulative)
+        if w_sorted is not None:
+            cumulative.mul_(w_sorted)
+        cumulative.cumsum_(0)
         u = _uniform(generator, n_local_trials, device)
         if not bool(cumulative[-1] > 0):
             # Every weighted row already sits on a center: fall back to sampling by weight.
             # The fit will warn that there are fewer distinct points than clusters.
-            candidates = order[sample_by_cdf(torch.cumsum(w_sorted, dim=0), u)]
+            candidates = order[sample_by_cdf(_cumulative_weights(w_sorted, n, device), u)]
         else:
             candidates = order[sample_by_cdf(cumulative, u)]
         rows = source.rows(candidates)
@@ -124,7 +127,8 @@ def kmeans_plusplus_(
         for start, d in _distances_to(source, rows, metric, shift):
             m = d.shape[0]
             new = torch.minimum(d, closest[start : start + m, None])
-            new.mul_(w[start : start + m, None])
+            if sw is not None:
+                new.mul_(sw[start : start + m, None].to(torch.float64))
             # index_add_ adds row by row in order: the potentials do not depend on chunking.
             pot.index_add_(0, zero_index[:m], new)
         best = _first_minimum(pot[0])
@@ -137,12 +141,20 @@ def kmeans_plusplus_(
     return torch.cat(centers), torch.cat(indices)
 
 
+def _cumulative_weights(
+    w_sorted: torch.Tensor | None, n: int, device: torch.device
+) -> torch.Tensor:
+    if w_sorted is None:
+        return torch.arange(1, n + 1, dtype=torch.float64, device=device)
+    return torch.cumsum(w_sorted, dim=0)
+
+
 # Draws per center before random init accepts a duplicate point (fewer distinct points than k).
 _MAX_REDRAWS = 64
 
 
 def random_rows_(
-    source: TensorSource, n_clusters: int, generator: torch.Generator
+    source: TensorSource, n_clusters: int, generator: torch.Generator, metric: str = "euclidean"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_clusters`` distinct points drawn with probability proportional to weight.
 
@@ -151,8 +163,11 @@ def random_rows_(
     drawn alike. After ``_MAX_REDRAWS`` redraws for one center a duplicate is accepted (the fit
     then warns about fewer distinct points than clusters). Prior validation assumed.
     """
-    order = canonical_order(source)
-    cumulative = torch.cumsum(_weights64(source)[order], dim=0)
+    order = canonical_order(source, metric)
+    sw = source.sample_weight
+    cumulative = _cumulative_weights(
+        None if sw is None else sw.to(torch.float64)[order], source.n_samples, source.device
+    )
     rows: list[torch.Tensor] = []
     indices: list[torch.Tensor] = []
     redraws = 0

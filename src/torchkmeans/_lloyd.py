@@ -35,7 +35,7 @@ class LloydStats:
     changed: torch.Tensor  # () labels that differ from the last pass reduce: SUM
 
     @classmethod
-    def zeros(cls, k: int, d: int, dtype: torch.dtype, device: torch.device) -> "LloydStats":
+    def zeros(cls, k: int, d: int, dtype: torch.dtype, device: torch.device) -> LloydStats:
         return cls(
             sums=torch.zeros(k, d, dtype=dtype, device=device),
             weights=torch.zeros(k, dtype=dtype, device=device),

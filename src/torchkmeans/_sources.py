@@ -8,22 +8,23 @@ data is assumed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
-# Budget, in elements, for each per-chunk buffer (chunk x K distances, chunk x D centered rows):
-# 2**20 elements is 4 MB in float32, 8 MB in float64, so a fit's working set stays well under
-# the 64 MB the memory contract allows.
-CHUNK_ELEMENTS = 1 << 20
+# Budgets, in elements, for the per-chunk buffers: the chunk x K score matrix gets 2**20 elements
+# (4 MB in float32, 8 MB in float64) and each chunk x D temporary 2**18 (1-2 MB), so the working
+# set of a pass, a handful of such buffers, stays far below the 64 MB the memory contract allows.
+SCORE_ELEMENTS = 1 << 20
+ROW_ELEMENTS = 1 << 18
 MIN_CHUNK = 256
 MAX_CHUNK = 65536
 
 
 def default_chunk_size(n_features: int, n_clusters: int) -> int:
-    """Rows per chunk so that chunk x max(K, D) stays within ``CHUNK_ELEMENTS``."""
-    rows = CHUNK_ELEMENTS // max(n_features, n_clusters, 1)
+    """Rows per chunk: chunk x K within ``SCORE_ELEMENTS`` and chunk x D within ``ROW_ELEMENTS``."""
+    rows = min(SCORE_ELEMENTS // max(n_clusters, 1), ROW_ELEMENTS // max(n_features, 1))
     return int(min(MAX_CHUNK, max(MIN_CHUNK, rows)))
 
 

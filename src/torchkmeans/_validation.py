@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from .exceptions import DataError, ParameterError, UnsupportedInputError
 
-# Rows inspected per step by the NaN/inf and zero-row scans: bounded extra memory.
-_SCAN_ROWS = 65536
+# Elements inspected per step by the NaN/inf and zero-row scans: bounded extra memory.
+_SCAN_ELEMENTS = 1 << 20
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _DTYPE_NAMES = {
@@ -147,7 +148,7 @@ def check_device(device: object) -> torch.device | None:
     if device is None:
         return None
     try:
-        dev = torch.device(device)  # type: ignore[arg-type]
+        dev = torch.device(device)  # type: ignore[arg-type,call-overload]
     except (RuntimeError, TypeError):
         raise ParameterError(
             f"device must be None, a torch.device or a string such as 'cpu' or 'cuda:0', "
@@ -298,7 +299,12 @@ def check_array(X: Any, *, name: str = "X", allow_1d: bool = False) -> CheckedDa
         if t.dtype not in _FLOAT_DTYPES and (t.is_floating_point() or t.dtype.is_complex):
             t = t.to(torch.float32)
         if t.dtype not in _FLOAT_DTYPES and t.dtype not in (
-            torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64, torch.bool
+            torch.int8,
+            torch.uint8,
+            torch.int16,
+            torch.int32,
+            torch.int64,
+            torch.bool,
         ):
             t = t.to(torch.float32)
         kind = OutputKind(True, X.device)
@@ -336,11 +342,17 @@ def check_array(X: Any, *, name: str = "X", allow_1d: bool = False) -> CheckedDa
 
 
 def _check_finite(t: torch.Tensor, name: str) -> None:
-    """Scan for NaN and inf in bounded steps; raise naming the first bad value found."""
+    """Scan for NaN and inf in bounded steps; raise naming the first bad value found.
+
+    Row sums (in float64) are finite exactly when the rows are, barring overflow of huge finite
+    values, so only a block whose sums are not finite is inspected element by element.
+    """
     n = t.shape[0]
-    step = max(1, _SCAN_ROWS * 64 // max(t.shape[1], 1))
+    step = max(1, _SCAN_ELEMENTS // max(t.shape[1], 1))
     for start in range(0, n, step):
         block = t[start : start + step]
+        if bool(torch.isfinite(block.sum(dim=1, dtype=torch.float64)).all()):
+            continue
         finite = torch.isfinite(block)
         if bool(finite.all()):
             continue
@@ -361,7 +373,7 @@ def _check_finite(t: torch.Tensor, name: str) -> None:
 
 def check_nonzero_rows(t: torch.Tensor, name: str = "X") -> None:
     """Cosine k-means needs every row to have a direction."""
-    step = max(1, _SCAN_ROWS * 64 // max(t.shape[1], 1))
+    step = max(1, _SCAN_ELEMENTS // max(t.shape[1], 1))
     for start in range(0, t.shape[0], step):
         block = t[start : start + step]
         zero = ~(block != 0).any(dim=1)
@@ -373,7 +385,9 @@ def check_nonzero_rows(t: torch.Tensor, name: str = "X") -> None:
             )
 
 
-def check_n_features(checked: CheckedData, n_features: int, names: np.ndarray | None, who: str) -> None:
+def check_n_features(
+    checked: CheckedData, n_features: int, names: np.ndarray | None, who: str
+) -> None:
     """Check the feature count and names of data passed after fit."""
     d = checked.X.shape[1]
     if d != n_features:
@@ -394,8 +408,10 @@ def check_n_features(checked: CheckedData, n_features: int, names: np.ndarray | 
             UserWarning,
             stacklevel=3,
         )
-    elif names is not None and new is not None and (
-        len(names) != len(new) or not np.array_equal(names, new)
+    elif (
+        names is not None
+        and new is not None
+        and (len(names) != len(new) or not np.array_equal(names, new))
     ):
         raise DataError(
             "The feature names should match those that were passed during fit: fitted with "
@@ -433,8 +449,7 @@ def check_sample_weight(
             )
         if w.shape[0] != n_samples:
             raise DataError(
-                f"sample_weight has {w.shape[0]} elements, expected {n_samples} (one per row "
-                "of X)."
+                f"sample_weight has {w.shape[0]} elements, expected {n_samples} (one per row of X)."
             )
         w = w.to(device=device, dtype=dtype)
     if not bool(torch.isfinite(w).all()):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reproduce the tutorial: 300 points in 4 blobs, K=4; print a summary and "
         "write a plot (points coloured by cluster, centers as red X markers).",
     )
-    demo.add_argument("--output", "-o", default="clusters.png", help="plot file (default: %(default)s)")
+    demo.add_argument(
+        "--output", "-o", default="clusters.png", help="plot file (default: %(default)s)"
+    )
     demo.add_argument("--no-plot", action="store_true", help="skip the figure")
     demo.add_argument("--seed", type=int, default=0, help="random_state (default: %(default)s)")
     demo.add_argument("--device", default=None, help="compute device, e.g. cpu or cuda")

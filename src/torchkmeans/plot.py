@@ -48,7 +48,9 @@ def _as_numpy(a: Any, name: str) -> np.ndarray:
     return np.asarray(a)
 
 
-def _project_2d(X: np.ndarray, centers: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, tuple[str, str]]:
+def _project_2d(
+    X: np.ndarray, centers: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None, tuple[str, str]]:
     """Above two features, project on the first two principal components (computed in torch)."""
     if X.shape[1] <= 2:
         if X.shape[1] == 1:
@@ -88,10 +90,14 @@ def plot_clusters(
     (fig, ax)
     """
     x = v.check_array(X).X
-    Xn = _as_numpy(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, "X").astype(np.float64)
+    Xn = _as_numpy(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, "X").astype(
+        np.float64
+    )
     lab = _as_numpy(labels, "labels").reshape(-1)
     if lab.shape[0] != Xn.shape[0]:
-        raise DataError(f"labels has {lab.shape[0]} entries, expected {Xn.shape[0]} (one per row of X).")
+        raise DataError(
+            f"labels has {lab.shape[0]} entries, expected {Xn.shape[0]} (one per row of X)."
+        )
     cen = None if centers is None else _as_numpy(centers, "centers").astype(np.float64)
     if cen is not None and cen.shape[1] != Xn.shape[1]:
         raise DataError(f"centers have {cen.shape[1]} features, X has {Xn.shape[1]}.")
@@ -99,8 +105,16 @@ def plot_clusters(
     xy, cxy, (xlabel, ylabel) = _project_2d(Xn, cen)
     ax.scatter(xy[:, 0], xy[:, 1], c=lab, cmap="viridis", s=20, alpha=0.8, label="points")
     if cxy is not None:
-        ax.scatter(cxy[:, 0], cxy[:, 1], c="red", marker="X", s=200, edgecolors="black",
-                   linewidths=1.0, label="centers")
+        ax.scatter(
+            cxy[:, 0],
+            cxy[:, 1],
+            c="red",
+            marker="X",
+            s=200,
+            edgecolors="black",
+            linewidths=1.0,
+            label="centers",
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title or f"{len(np.unique(lab))} clusters, {Xn.shape[0]} points")

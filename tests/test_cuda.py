@@ -1,0 +1,47 @@
+"""CUDA correctness: runs when a GPU is present, skips otherwise."""
+
+import numpy as np
+import pytest
+import torch
+
+from torchkmeans import KMeans, kmeans_plusplus
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def _X(n=5000, d=16, k=8):
+    from sklearn.datasets import make_blobs
+
+    return make_blobs(n, n_features=d, centers=k, random_state=0)[0]
+
+
+def test_cuda_matches_cpu_from_same_init():
+    X = _X()
+    init, _ = kmeans_plusplus(X, 8, random_state=0)
+    cpu = KMeans(8, init=init).fit(X)
+    gpu = KMeans(8, init=torch.tensor(init, device="cuda")).fit(torch.tensor(X, device="cuda"))
+    assert gpu.cluster_centers_.device.type == "cuda"
+    np.testing.assert_array_equal(gpu.labels_.cpu().numpy(), cpu.labels_)
+    np.testing.assert_allclose(gpu.cluster_centers_.cpu().numpy(), cpu.cluster_centers_, rtol=1e-9)
+
+
+def test_numpy_input_on_cuda_device_returns_numpy():
+    X = _X().astype(np.float32)
+    km = KMeans(8, random_state=0, device="cuda").fit(X)
+    assert isinstance(km.cluster_centers_, np.ndarray)
+    np.testing.assert_array_equal(km.predict(X), km.labels_)
+
+
+def test_same_seed_same_centers_on_cpu_and_cuda():
+    X = _X()
+    a = kmeans_plusplus(X, 8, random_state=3)[1]
+    b = kmeans_plusplus(torch.tensor(X, device="cuda"), 8, random_state=3)[1].cpu().numpy()
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
+def test_half_precision_on_cuda(half):
+    X = torch.tensor(_X(), device="cuda", dtype=half)
+    km = KMeans(8, random_state=0).fit(X)
+    assert km.cluster_centers_.dtype == half
+    assert torch.isfinite(km.cluster_centers_.float()).all()
