@@ -95,18 +95,22 @@ def assign(
     if pc.n_clusters == 1:
         labels = torch.zeros(xs.shape[0], dtype=torch.long, device=xs.device)
         return labels, exact_distance(xs, pc, labels)
-    best2, idx2 = torch.topk(scores, 2, dim=1, largest=False, sorted=True)
-    labels = idx2[:, 0]
+    # Values and indices in one pass; the runner-up comes from a values-only reduction (much
+    # cheaper than topk) after masking the winner. ``scores`` is a scratch buffer here.
+    best, labels = scores.min(dim=1)
+    scores.scatter_(1, labels[:, None], float("inf"))
+    second = scores.amin(dim=1)
+    scores.scatter_(1, labels[:, None], best[:, None])
     eps = torch.finfo(scores.dtype).eps * _TIE_FACTOR * max(1.0, xs.shape[1] ** 0.5)
     if pc.c_sq is not None:
         scale = torch.linalg.vector_norm(xs, dim=1).square_() + pc.c_sq.max()
     else:
-        scale = torch.full_like(best2[:, 0], 2.0)
-    near = (best2[:, 1] - best2[:, 0]) <= eps * scale
+        scale = torch.full_like(best, 2.0)
+    near = (second - best) <= eps * scale
     rows = near.nonzero().flatten()
     if rows.numel():
         labels = labels.clone()
-        _recheck_ties(xs, pc, scores, rows, best2[:, 0], eps * scale, labels)
+        _recheck_ties(xs, pc, scores, rows, best, eps * scale, labels)
     return labels, exact_distance(xs, pc, labels)
 
 

@@ -220,6 +220,32 @@ default="k-means++"
         out = distances_to_centers(prepared.source, centers, prepared.metric)
         return prepared.checked.kind.wrap(out.to(prepared.out_dtype))
 
+    # ------------------------------------------------------------------------------ files
+
+    def save(self, path: Any) -> None:
+        """Write the fitted model to ``path`` (safetensors + JSON metadata), atomically.
+
+        The file holds the centers, the training labels, the parameters, feature names, inertia,
+        history, and the format and library versions. It cannot carry code: loading it never
+        unpickles anything.
+        """
+        from .io import save_model
+
+        self._check_fitted()
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path: Any, device: Any = None) -> KMeans:
+        """Read a model written by :meth:`save`.
+
+        Centers come back as numpy arrays when the model was fitted on numpy data and as CPU
+        tensors when it was fitted on tensors; ``device`` puts them (as tensors) on that device.
+        A truncated, corrupt, foreign or pickle file raises :class:`ModelFileError`.
+        """
+        from .io import load_model
+
+        return load_model(cls, path, device=device)  # type: ignore[no-any-return]
+
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Opposite of the (weighted) inertia of X against the fitted centers."""
         prepared, centers = self._prepare_new_data(X, sample_weight)

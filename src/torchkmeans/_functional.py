@@ -152,9 +152,9 @@ def run_fit(
         X,
         sample_weight,
         n_clusters=k,
-        metric=metric,
+        metric=v.check_metric(metric),
         device=device,
-        dtype=dtype,  # type: ignore[arg-type]
+        dtype=dtype,
         chunk_size=chunk_size,
     )
     v.check_n_clusters(k, prepared.source.n_samples)

@@ -6,9 +6,12 @@ Errors from the library become one line on stderr and exit code 1; usage errors 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +51,132 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_data(args: argparse.Namespace, path: str) -> Any:
+    from .io import read_table, select_columns
+
+    header = True if args.header else (False if args.no_header else None)
+    table = read_table(path, key=args.key, header=header)
+    X = select_columns(table, args.columns, path)
+    return _named(X, table, args.columns)
+
+
+def _named(X: Any, table: Any, columns: str | None) -> Any:
+    """Give CSV data with a header its column names (recorded as feature_names_in_)."""
+    if table.columns is None:
+        return X
+    try:
+        import pandas as pd
+    except ImportError:
+        return X
+    names = table.columns
+    if columns is not None:
+        picks = [c.strip() for c in columns.split(",")]
+        names = [table.columns[int(c)] if c.lstrip("-").isdigit() else c for c in picks]
+    return pd.DataFrame(X, columns=names)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from ._estimator import KMeans
+
+    X = _load_data(args, args.data)
+    n_init: Any = args.n_init if args.n_init == "auto" else int(args.n_init)
+    km = KMeans(
+        n_clusters=args.k,
+        init=args.init,
+        n_init=n_init,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        metric=args.metric,
+        random_state=args.seed,
+        device=args.device,
+        dtype=args.dtype,
+        verbose=1 if args.verbose else 0,
+    )
+    t0 = time.perf_counter()
+    try:
+        km.fit(X)
+    except TorchKMeansError as exc:
+        raise type(exc)(f"{args.data}: {exc}") from None
+    seconds = time.perf_counter() - t0
+    km.save(args.output)
+    if args.labels:
+        from .io import write_labels
+
+        write_labels(km.labels_, args.labels)
+    if args.plot:
+        _save_plot(X, km, args.plot)
+    if not args.quiet:
+        sizes = np.bincount(np.asarray(_cpu(km.labels_)), minlength=args.k)
+        print(
+            f"fitted {args.k} clusters on {km.n_features_in_} features in {seconds:.2f} s "
+            f"({km.n_iter_} iterations), inertia {km.inertia_:.6g}",
+            file=sys.stderr,
+        )
+        print(f"cluster sizes: {', '.join(str(int(v)) for v in sizes)}", file=sys.stderr)
+        print(f"model: {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cpu(a: Any) -> Any:
+    return a.cpu() if hasattr(a, "cpu") else a
+
+
+def _save_plot(X: Any, km: Any, path: str) -> None:
+    from .io import atomic_path
+    from .plot import plot_clusters
+
+    fig, _ = plot_clusters(X, km.labels_, km.cluster_centers_)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ._estimator import KMeans
+    from .io import write_labels
+
+    km = KMeans.load(args.model, device=args.device)
+    X = _load_data(args, args.data)
+    try:
+        with warnings.catch_warnings():
+            # a .npy has no column names even when the model was fitted on a CSV with a header
+            warnings.filterwarnings("ignore", message=".*feature names", category=UserWarning)
+            labels = km.predict(X)
+    except TorchKMeansError as exc:
+        raise type(exc)(f"{args.data}: {exc}") from None
+    write_labels(labels, args.output)
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .io import _read_header
+
+    header = _read_header(__import__("pathlib").Path(args.model))
+    from ._estimator import KMeans
+
+    km = KMeans.load(args.model)
+    meta = json.loads(header["__metadata__"]["torchkmeans"])
+    names = meta.get("feature_names_in")
+    print(f"model: {args.model}")
+    print(f"estimator: {meta['estimator']} (format version {meta['format_version']})")
+    print(f"written by: torchkmeans {meta['torchkmeans_version']}, torch {meta['torch_version']}")
+    print(f"n_clusters: {meta['n_clusters']}")
+    print(f"n_features: {meta['n_features_in']}")
+    print(f"feature names: {', '.join(names) if names else '(none)'}")
+    print(f"dtype: {meta['dtype']}")
+    print(f"inertia: {meta['inertia']:.6g}")
+    print(f"iterations: {meta['n_iter']}")
+    print("parameters: " + ", ".join(f"{k}={v!r}" for k, v in sorted(km.get_params().items())))
+    return 0
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key", help="array name inside a .npz (or key of a dict of tensors in a .pt)")
+    p.add_argument("--columns", help="comma-separated column names or 0-based indices to use")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--header", action="store_true", help="the CSV's first row is a header")
+    g.add_argument("--no-header", action="store_true", help="the CSV has no header row")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="torchkmeans",
@@ -70,6 +199,57 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random_state (default: %(default)s)")
     demo.add_argument("--device", default=None, help="compute device, e.g. cpu or cuda")
     demo.set_defaults(func=_demo)
+
+    formats = ".npy (memory-mapped), .npz (--key), .csv/.tsv (header detected), .pt, or - for CSV on stdin"
+    fit = sub.add_parser(
+        "fit",
+        help="cluster a data file and save the model",
+        description=f"Cluster the rows of DATA into K groups and save the model. DATA: {formats}.",
+    )
+    fit.add_argument("data", metavar="DATA")
+    fit.add_argument(
+        "-k", "--n-clusters", dest="k", type=int, required=True, help="number of clusters"
+    )
+    fit.add_argument(
+        "-o", "--output", default="kmeans.safetensors", help="model file (default: %(default)s)"
+    )
+    fit.add_argument("--init", default="k-means++", choices=["k-means++", "random"])
+    fit.add_argument("--n-init", default="auto", help="runs from different seeds (default: auto)")
+    fit.add_argument("--max-iter", type=int, default=300)
+    fit.add_argument("--tol", type=float, default=1e-4)
+    fit.add_argument("--metric", default="euclidean", choices=["euclidean", "cosine"])
+    fit.add_argument("--seed", type=int, default=None, help="random_state (default: fresh entropy)")
+    fit.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ...")
+    fit.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32", "float64"])
+    fit.add_argument("--labels", help="also write the training labels (.npy, .csv or .txt)")
+    fit.add_argument("--plot", metavar="PNG", help="also plot the clusters to this image")
+    _add_data_options(fit)
+    loud = fit.add_mutually_exclusive_group()
+    loud.add_argument(
+        "--verbose", "-v", action="store_true", help="progress bar per iteration on stderr"
+    )
+    loud.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
+    fit.set_defaults(func=_fit)
+
+    predict = sub.add_parser(
+        "predict",
+        help="label the rows of a data file with a saved model",
+        description=f"Write the cluster of each row of DATA. DATA: {formats}.",
+    )
+    predict.add_argument("model", metavar="MODEL")
+    predict.add_argument("data", metavar="DATA")
+    predict.add_argument(
+        "-o", "--output", help="labels file (.npy, .csv, .txt); stdout when omitted"
+    )
+    predict.add_argument("--device", default=None)
+    _add_data_options(predict)
+    predict.set_defaults(func=_predict)
+
+    info = sub.add_parser(
+        "info", help="describe a saved model", description="Print what a model file holds."
+    )
+    info.add_argument("model", metavar="MODEL")
+    info.set_defaults(func=_info)
     return parser
 
 
@@ -82,10 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
-    except (TorchKMeansError, OSError, ImportError) as exc:
+    except (TorchKMeansError, OSError, ImportError, ValueError) as exc:
         if args.debug:
             raise
-        print(f"torchkmeans {args.command}: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())
+        print(f"torchkmeans {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("torchkmeans: interrupted", file=sys.stderr)

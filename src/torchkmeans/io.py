@@ -1,14 +1,28 @@
-"""Files: atomic writes (a temporary file in the same folder, then rename)."""
+"""Files: atomic writes (a temporary file in the same folder, then rename), model files
+(safetensors tensors plus JSON metadata, never pickle), and reading data files for the CLI."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_path"]
+from .exceptions import DataError
+
+__all__ = [
+    "Table",
+    "atomic_path",
+    "load_model",
+    "read_table",
+    "save_model",
+    "select_columns",
+    "write_labels",
+]
 
 
 @contextlib.contextmanager
@@ -33,3 +47,357 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+# --------------------------------------------------------------------------------------------
+# model files: safetensors tensors + JSON metadata; nothing in them can execute code
+# --------------------------------------------------------------------------------------------
+
+FORMAT_NAME = "torchkmeans-model"
+FORMAT_VERSION = 1
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+def _json_param(name: str, value: Any) -> Any:
+    """A constructor parameter as JSON; arrays and callables cannot be stored."""
+    import numpy as np
+    import torch
+
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, torch.dtype):
+        return str(value).removeprefix("torch.")
+    if isinstance(value, torch.device):
+        return str(value)
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return np.dtype(value).name
+    if name == "init":
+        return "array" if not callable(value) else "callable"
+    if name == "random_state":
+        return None  # a generator object: the fit is done, its state is not needed to predict
+    return repr(value)
+
+
+def save_model(estimator: Any, path: str | os.PathLike[str]) -> None:
+    """Write a fitted estimator to ``path`` atomically (see ``KMeans.save``)."""
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    from . import __version__
+
+    centers = torch.as_tensor(estimator.cluster_centers_).detach().cpu().contiguous()
+    labels = torch.as_tensor(estimator.labels_).detach().cpu().to(torch.int64).contiguous()
+    params = {k: _json_param(k, v) for k, v in estimator.get_params(deep=False).items()}
+    names = getattr(estimator, "feature_names_in_", None)
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "torchkmeans_version": __version__,
+        "torch_version": torch.__version__,
+        "estimator": type(estimator).__name__,
+        "params": params,
+        "dtype": str(centers.dtype).removeprefix("torch."),
+        "container": "torch" if isinstance(estimator.cluster_centers_, torch.Tensor) else "numpy",
+        "n_clusters": int(centers.shape[0]),
+        "n_features_in": int(estimator.n_features_in_),
+        "feature_names_in": None if names is None else [str(n) for n in np.asarray(names)],
+        "inertia": float(estimator.inertia_),
+        "n_iter": int(estimator.n_iter_),
+        "history": getattr(estimator, "history_", []),
+    }
+    with atomic_path(path) as tmp:
+        save_file(
+            {"cluster_centers": centers, "labels": labels},
+            str(tmp),
+            metadata={"torchkmeans": json.dumps(meta)},
+        )
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    """Check the file is a safetensors file and return its JSON header, without running code."""
+    from .exceptions import ModelFileError
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if head[:1] == b"\x80" or head[:2] == b"PK":
+                raise ModelFileError(
+                    f"{path}: this is a pickle or torch.save file, not a torchkmeans model; it was "
+                    "not loaded because unpickling can execute code. Re-save the model with "
+                    "KMeans.save()."
+                )
+            if len(head) < 8:
+                raise ModelFileError(f"{path}: file is truncated ({size} bytes); not a model file.")
+            n = int.from_bytes(head, "little")
+            if n <= 0 or n > _MAX_HEADER or 8 + n > size:
+                raise ModelFileError(
+                    f"{path}: not a safetensors model file, or truncated (header of {n} bytes "
+                    f"in a file of {size} bytes)."
+                )
+            header = json.loads(f.read(n).decode("utf-8"))
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such model file.") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path}: is a folder, expected a model file.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelFileError(
+            f"{path}: corrupt model file (its header is not valid JSON)."
+        ) from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: corrupt model file (unexpected header).")
+    data_end = max(
+        (
+            int(v["data_offsets"][1])
+            for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v
+        ),
+        default=0,
+    )
+    if 8 + n + data_end > size:
+        raise ModelFileError(
+            f"{path}: model file is truncated ({size} bytes, expected {8 + n + data_end})."
+        )
+    return header
+
+
+def load_model(cls: type, path: str | os.PathLike[str], device: Any = None) -> Any:
+    """Read a model written by ``save_model`` (see ``KMeans.load``)."""
+    import numpy as np
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .exceptions import ModelFileError
+
+    p = Path(path)
+    header = _read_header(p)
+    raw = (header.get("__metadata__") or {}).get("torchkmeans")
+    if raw is None:
+        raise ModelFileError(
+            f"{p}: a safetensors file, but not a torchkmeans model (no torchkmeans metadata)."
+        )
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ModelFileError(f"{p}: corrupt torchkmeans metadata.") from None
+    if meta.get("format") != FORMAT_NAME:
+        raise ModelFileError(
+            f"{p}: unknown model format {meta.get('format')!r}, expected {FORMAT_NAME!r}."
+        )
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{p}: model format version {meta.get('format_version')!r}, but this torchkmeans "
+            f"reads version {FORMAT_VERSION}. Load it with the torchkmeans version that wrote it "
+            f"({meta.get('torchkmeans_version', 'unknown')}) and re-save, or refit."
+        )
+    if meta.get("estimator") != cls.__name__:
+        raise ModelFileError(f"{p}: holds a {meta.get('estimator')} model, not a {cls.__name__}.")
+    try:
+        tensors = load_file(str(p))
+        centers = tensors["cluster_centers"]
+        labels = tensors["labels"]
+    except (SafetensorError, KeyError, OSError, RuntimeError) as exc:
+        raise ModelFileError(f"{p}: corrupt model file ({exc}).") from None
+    k, d = int(meta["n_clusters"]), int(meta["n_features_in"])
+    if tuple(centers.shape) != (k, d) or not bool(torch.isfinite(centers.float()).all()):
+        raise ModelFileError(
+            f"{p}: corrupt model file (centers of shape {tuple(centers.shape)}, expected ({k}, {d}))."
+        )
+    params = dict(meta["params"])
+    if params.get("init") in ("array", "callable"):
+        params["init"] = "k-means++"
+    est = cls(**params)
+    if meta.get("container") == "torch" or device is not None:
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        est.cluster_centers_ = centers.to(dev)
+        est.labels_ = labels.to(dev)
+    else:
+        est.cluster_centers_ = (
+            centers.numpy() if centers.dtype != torch.bfloat16 else centers.float().numpy()
+        )
+        est.labels_ = labels.numpy()
+    est.inertia_ = float(meta["inertia"])
+    est.n_iter_ = int(meta["n_iter"])
+    est.history_ = list(meta.get("history") or [])
+    est.n_features_in_ = d
+    est._n_features_out = k
+    if meta.get("feature_names_in") is not None:
+        est.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
+    return est
+
+
+# --------------------------------------------------------------------------------------------
+# data files for the command line
+# --------------------------------------------------------------------------------------------
+
+DATA_FORMATS = (".npy", ".npz", ".csv", ".tsv", ".txt", ".pt")
+
+
+@dataclass
+class Table:
+    """Data read from a file: a 2-D array (or tensor) and column names when there were any."""
+
+    X: Any
+    columns: list[str] | None
+
+
+def _fail(source: str, message: str) -> DataError:
+    return DataError(f"{source}: {message}")
+
+
+def _parse_float(cell: str) -> float:
+    cell = cell.strip()
+    if cell == "":
+        raise ValueError("empty cell")
+    return float(cell)
+
+
+def _read_delimited(text: Iterator[str], source: str, delimiter: str, header: bool | None) -> Table:
+    import csv
+
+    import numpy as np
+
+    reader = csv.reader(text, delimiter=delimiter)
+    rows: list[list[float]] = []
+    columns: list[str] | None = None
+    width = None
+    for line_no, cells in enumerate(reader, start=1):
+        if not cells or all(c.strip() == "" for c in cells):
+            continue
+        if width is None:
+            width = len(cells)
+            first_numeric = True
+            try:
+                [_parse_float(c) for c in cells]
+            except ValueError:
+                first_numeric = False
+            if header or (header is None and not first_numeric):
+                columns = [c.strip() for c in cells]
+                continue
+        if len(cells) != width:
+            raise _fail(
+                source,
+                f"line {line_no} has {len(cells)} cells, expected {width} like the first row.",
+            )
+        values = []
+        for j, cell in enumerate(cells):
+            try:
+                values.append(_parse_float(cell))
+            except ValueError:
+                name = f"'{columns[j]}'" if columns else str(j + 1)
+                raise _fail(
+                    source,
+                    f"line {line_no}, column {name}: {cell.strip()!r} is not a number. Fix the "
+                    "cell, or pick numeric columns with --columns.",
+                ) from None
+        rows.append(values)
+    if not rows:
+        raise _fail(source, "no data rows found.")
+    return Table(np.asarray(rows, dtype=np.float64), columns)
+
+
+def read_table(path: str, *, key: str | None = None, header: bool | None = None) -> Table:
+    """Read a data file: .npy (memory-mapped), .npz (``key``), .csv/.tsv/.txt (a header row
+    detected, or forced with ``header``), .pt (a tensor, loaded with ``weights_only=True``), or
+    ``-`` for CSV on stdin."""
+    import sys
+
+    import numpy as np
+
+    if path == "-":
+        return _read_delimited(iter(sys.stdin.readline, ""), "<stdin>", ",", header)
+    p = Path(path)
+    if not p.exists():
+        raise _fail(path, "no such file.")
+    if p.is_dir():
+        raise _fail(path, "is a folder, expected a data file.")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return Table(np.load(p, mmap_mode="r", allow_pickle=False), None)
+        if suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                keys = list(z.keys())
+                if key is None:
+                    if len(keys) != 1:
+                        raise _fail(path, f"holds arrays {keys}; pick one with --key.")
+                    key = keys[0]
+                if key not in keys:
+                    raise _fail(path, f"has no array {key!r}; it holds {keys}.")
+                return Table(z[key], None)
+        if suffix in (".csv", ".tsv", ".txt"):
+            delimiter = "\t" if suffix == ".tsv" else ","
+            with open(p, newline="", encoding="utf-8") as f:
+                return _read_delimited(f, path, delimiter, header)
+        if suffix == ".pt":
+            import torch
+
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+            if isinstance(obj, dict) and key is not None:
+                obj = obj.get(key)
+            if not isinstance(obj, torch.Tensor):
+                raise _fail(
+                    path,
+                    f"holds a {type(obj).__name__}, expected a tensor (use --key for a dict of tensors).",
+                )
+            return Table(obj, None)
+    except DataError:
+        raise
+    except UnicodeDecodeError:
+        raise _fail(path, "is not a UTF-8 text file.") from None
+    except Exception as exc:  # numpy / torch / zip errors on unreadable or corrupt files
+        raise _fail(path, f"could not be read as {suffix} ({type(exc).__name__}: {exc}).") from None
+    raise _fail(
+        path,
+        f"unknown file type {suffix!r}; expected one of {', '.join(DATA_FORMATS)} or '-' for CSV on stdin.",
+    )
+
+
+def select_columns(table: Table, spec: str | None, source: str) -> Any:
+    """Pick columns by comma-separated names (needs a header) or 0-based indices."""
+    if spec is None:
+        return table.X
+    picks: list[int] = []
+    n = table.X.shape[1] if getattr(table.X, "ndim", 0) == 2 else 0
+    for item in (s.strip() for s in spec.split(",")):
+        if item.lstrip("-").isdigit():
+            j = int(item)
+        elif table.columns and item in table.columns:
+            j = table.columns.index(item)
+        else:
+            known = (
+                f"; columns are {table.columns}" if table.columns else " (the file has no header)"
+            )
+            raise _fail(source, f"no column {item!r}{known}.")
+        if not -n <= j < n:
+            raise _fail(source, f"column index {j} out of range for {n} columns.")
+        picks.append(j)
+    return table.X[:, picks]
+
+
+def write_labels(labels: Any, path: str | None) -> None:
+    """Labels to .npy, .csv or .txt by extension (atomically), or one per line on stdout."""
+    import sys
+
+    import numpy as np
+
+    arr = np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels).astype(np.int64)
+    if path is None or path == "-":
+        sys.stdout.write("\n".join(str(int(v)) for v in arr) + "\n")
+        return
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".npy", ".csv", ".txt"):
+        raise DataError(f"{path}: unknown labels file type {suffix!r}; use .npy, .csv or .txt.")
+    with atomic_path(path) as tmp:
+        if suffix == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, arr)
+        else:
+            header = "label\n" if suffix == ".csv" else ""
+            tmp.write_text(header + "\n".join(str(int(v)) for v in arr) + "\n")

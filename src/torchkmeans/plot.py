@@ -15,7 +15,7 @@ import torch
 from . import _validation as v
 from .exceptions import DataError
 
-__all__ = ["plot_clusters"]
+__all__ = ["plot_cluster_sizes", "plot_clusters", "plot_history"]
 
 
 def _matplotlib() -> Any:
@@ -118,4 +118,45 @@ def plot_clusters(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title or f"{len(np.unique(lab))} clusters, {Xn.shape[0]} points")
+    return fig, ax
+
+
+def plot_history(history: Any, *, ax: Any = None) -> tuple[Any, Any]:
+    """Inertia (left axis) and squared center shift (right axis, log scale) per iteration.
+
+    ``history`` is ``KMeans.history_`` (or a fitted estimator, whose ``history_`` is used).
+    """
+    records = list(getattr(history, "history_", history))
+    if not records:
+        raise DataError("history is empty: fit the model first (KMeans.history_).")
+    fig, ax = _new_axes(ax)
+    it = [int(r["iteration"]) for r in records]
+    ax.plot(it, [float(r["inertia"]) for r in records], "o-", color="tab:blue", label="inertia")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("inertia", color="tab:blue")
+    right = ax.twinx()
+    shifts = [max(float(r["center_shift"]), 1e-300) for r in records]
+    right.plot(it, shifts, "s--", color="tab:orange", label="center shift")
+    right.set_yscale("log")
+    right.set_ylabel("center shift (squared, summed)", color="tab:orange")
+    ax.set_title(f"Convergence over {len(records)} iterations")
+    return fig, ax
+
+
+def plot_cluster_sizes(
+    labels: Any, *, n_clusters: int | None = None, ax: Any = None
+) -> tuple[Any, Any]:
+    """Bar chart of the number of rows per cluster."""
+    lab = _as_numpy(labels, "labels").reshape(-1).astype(np.int64)
+    if lab.size == 0:
+        raise DataError("labels is empty.")
+    if (lab < 0).any():
+        raise DataError("labels must be >= 0.")
+    k = int(n_clusters) if n_clusters is not None else int(lab.max()) + 1
+    sizes = np.bincount(lab, minlength=k)
+    fig, ax = _new_axes(ax)
+    ax.bar(np.arange(len(sizes)), sizes, color="tab:blue")
+    ax.set_xlabel("cluster")
+    ax.set_ylabel("rows")
+    ax.set_title(f"Cluster sizes ({lab.size} rows, {k} clusters)")
     return fig, ax

@@ -1,0 +1,252 @@
+"""One benchmark measurement in a fresh process: ``python benchmarks/peers.py SPEC_JSON``.
+
+The spec names the peer, the data file (.npy), the initial centers (.npy) and what to measure;
+the result is one JSON line on stdout. The parent (run.py) enforces time and memory limits.
+
+Measures, for the peer:
+- ``per_iter``: seconds per Lloyd iteration, as (T(I) - T(1)) / (iterations(I) - iterations(1))
+  from the same initial centers, so fixed costs (conversion, validation, final pass) cancel;
+- ``inertia``: inertia of its centers after I iterations (computed here, the same way for all);
+- ``extra_peak``: extra peak resident memory of the I-iteration fit (VmHWM reset before it);
+- ``fit_seconds`` / ``fit_inertia``: default fit with k-means++ init (where the peer has one);
+- ``plusplus_seconds``: k-means++ seeding alone (where the peer has one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+def _peak() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+def _reset_peak() -> None:
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def inertia(X: np.ndarray, centers: np.ndarray) -> float:
+    """Sum of squared distances to the closest center, in float64, chunk by chunk."""
+    import torch
+
+    C = torch.as_tensor(np.asarray(centers, dtype=np.float64))
+    c_sq = (C * C).sum(1)
+    total = 0.0
+    for s in range(0, X.shape[0], 65536):
+        x = torch.as_tensor(np.asarray(X[s : s + 65536], dtype=np.float64))
+        d = (x * x).sum(1, keepdim=True) - 2 * x @ C.T + c_sq
+        total += float(d.min(1).values.clamp_min(0).sum())
+    return total
+
+
+# Each runner: (X, init, iters, device) -> (centers as numpy, iterations actually run)
+Runner = Callable[[np.ndarray, np.ndarray, int, str], tuple[np.ndarray, int]]
+
+
+def run_torchkmeans(X, init, iters, device):
+    from torchkmeans import KMeans
+
+    km = KMeans(init.shape[0], init=init, max_iter=iters, tol=0.0, device=device).fit(X)
+    return np.asarray(km.cluster_centers_), km.n_iter_
+
+
+def _sklearn(algorithm: str) -> Runner:
+    def run(X, init, iters, device):
+        from sklearn.cluster import KMeans
+
+        km = KMeans(
+            init.shape[0], init=init, n_init=1, max_iter=iters, tol=0.0, algorithm=algorithm
+        )
+        km.fit(X)
+        return km.cluster_centers_, km.n_iter_
+
+    return run
+
+
+def run_faiss(X, init, iters, device):
+    import faiss
+
+    km = faiss.Kmeans(
+        X.shape[1],
+        init.shape[0],
+        niter=iters,
+        max_points_per_centroid=10**9,
+        min_points_per_centroid=1,
+        seed=0,
+        verbose=False,
+    )
+    km.train(
+        np.ascontiguousarray(X, dtype=np.float32),
+        init_centroids=np.ascontiguousarray(init, dtype=np.float32),
+    )
+    return km.centroids, iters
+
+
+def run_fast_pytorch_kmeans(X, init, iters, device):
+    import torch
+    from fast_pytorch_kmeans import KMeans
+
+    km = KMeans(n_clusters=init.shape[0], max_iter=iters, tol=-1.0, verbose=0)
+    km.fit(torch.as_tensor(X, device=device), centroids=torch.as_tensor(init, device=device))
+    return km.centroids.cpu().numpy(), iters
+
+
+class _Stop(Exception):
+    pass
+
+
+def run_kmeans_pytorch(X, init, iters, device):
+    """kmeans-pytorch has no iteration limit nor initial centers: patch both in (its loop
+    updates the initial-centers tensor in place and calls pairwise_distance once per step)."""
+    import kmeans_pytorch as kp
+    import torch
+
+    calls = {"n": 0}
+    original = kp.pairwise_distance
+    centers = torch.tensor(init, dtype=torch.float32, device=device)
+
+    def counting(*args, **kwargs):
+        if calls["n"] == iters:
+            raise _Stop
+        calls["n"] += 1
+        return original(*args, **kwargs)
+
+    kp.initialize = lambda Xt, k: centers
+    kp.pairwise_distance = counting
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            kp.kmeans(torch.as_tensor(X), init.shape[0], tol=-1.0, device=torch.device(device))
+    except _Stop:
+        pass
+    finally:
+        kp.pairwise_distance = original
+    return centers.cpu().numpy(), calls["n"]
+
+
+def run_torch_kmeans(X, init, iters, device):
+    import torch
+    from torch_kmeans import KMeans
+
+    km = KMeans(n_clusters=init.shape[0], max_iter=iters, tol=1e-12, num_init=1, verbose=False)
+    x = torch.as_tensor(X, device=device)[None]
+    km.fit(x, centers=torch.as_tensor(init, device=device)[None])
+    return km._result.centers[0].cpu().numpy(), iters
+
+
+def run_tutorial(X, init, iters, device):
+    """The 15-line loop the project grew from: cdist, argmin, per-cluster mean."""
+    import torch
+
+    x = torch.as_tensor(X, device=device)
+    c = torch.as_tensor(init, device=device).clone()
+    for _ in range(iters):
+        labels = torch.cdist(x, c).argmin(dim=1)
+        c = torch.stack([x[labels == j].mean(dim=0) for j in range(c.shape[0])])
+    return c.cpu().numpy(), iters
+
+
+RUNNERS: dict[str, Runner] = {
+    "torchkmeans": run_torchkmeans,
+    "sklearn-lloyd": _sklearn("lloyd"),
+    "sklearn-elkan": _sklearn("elkan"),
+    "faiss": run_faiss,
+    "fast-pytorch-kmeans": run_fast_pytorch_kmeans,
+    "kmeans-pytorch": run_kmeans_pytorch,
+    "torch-kmeans": run_torch_kmeans,
+    "tutorial": run_tutorial,
+}
+
+
+def full_fit(peer: str, X: np.ndarray, seed: int, device: str) -> tuple[float, float] | None:
+    """Default settings (k-means++, one run): seconds and inertia; None if the peer has none."""
+    k = int(SPEC["k"])
+    t = time.perf_counter()
+    if peer == "torchkmeans":
+        from torchkmeans import KMeans
+
+        km = KMeans(k, random_state=seed, device=device).fit(X)
+    elif peer == "sklearn-lloyd":
+        from sklearn.cluster import KMeans as SkKMeans
+
+        km = SkKMeans(k, random_state=seed).fit(X)
+    else:
+        return None
+    return time.perf_counter() - t, float(km.inertia_)
+
+
+def plusplus(peer: str, X: np.ndarray, device: str) -> float | None:
+    k = int(SPEC["k"])
+    t = time.perf_counter()
+    if peer == "torchkmeans":
+        from torchkmeans import kmeans_plusplus
+
+        kmeans_plusplus(X, k, random_state=0, device=device)
+    elif peer == "sklearn-lloyd":
+        from sklearn.cluster import kmeans_plusplus as sk_pp
+
+        sk_pp(X, k, random_state=0)
+    else:
+        return None
+    return time.perf_counter() - t
+
+
+SPEC: dict[str, Any] = {}
+
+
+def main() -> None:
+    SPEC.update(json.loads(sys.argv[1]))
+    peer, iters, device = SPEC["peer"], int(SPEC["iters"]), SPEC.get("device", "cpu")
+    X = np.load(SPEC["data"])
+    init = np.load(SPEC["init"])
+    runner = RUNNERS[peer]
+    out: dict[str, Any] = {"peer": peer}
+    small = X[: min(len(X), 2000)]
+    runner(small, init[: min(len(init), len(small))], 1, device)  # warm up imports and kernels
+    gc.collect()
+    t = time.perf_counter()
+    runner(X, init, 1, device)
+    t1 = time.perf_counter() - t
+    gc.collect()
+    _reset_peak()
+    base = _rss()
+    t = time.perf_counter()
+    centers, n = runner(X, init, iters, device)
+    tn = time.perf_counter() - t
+    out["extra_peak"] = _peak() - base
+    out["iterations"] = n
+    out["per_iter"] = (tn - t1) / (n - 1) if n > 1 else tn
+    out["inertia"] = inertia(X, centers)
+    out["finite"] = bool(np.isfinite(centers).all())
+    if SPEC.get("fit_seeds"):
+        fits = [full_fit(peer, X, s, device) for s in range(int(SPEC["fit_seeds"]))]
+        if fits[0] is not None:
+            out["fit_seconds"] = float(np.mean([f[0] for f in fits]))  # type: ignore[index]
+            out["fit_inertia"] = float(np.mean([f[1] for f in fits]))  # type: ignore[index]
+    if SPEC.get("plusplus"):
+        pp = plusplus(peer, X, device)
+        if pp is not None:
+            out["plusplus_seconds"] = pp
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
