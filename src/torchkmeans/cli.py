@@ -75,9 +75,21 @@ def _named(X: Any, table: Any, columns: str | None) -> Any:
     return pd.DataFrame(X, columns=names)
 
 
+def _check_output_folders(*paths: str | None) -> None:
+    """Fail before any work when an output cannot be written, so nothing is left half done."""
+    from pathlib import Path
+
+    for path in paths:
+        if path and path != "-":
+            folder = Path(path).parent
+            if not folder.is_dir():
+                raise OSError(f"{path}: the folder {str(folder)!r} does not exist.")
+
+
 def _fit(args: argparse.Namespace) -> int:
     from ._estimator import KMeans
 
+    _check_output_folders(args.output, args.labels, args.plot)
     X = _load_data(args, args.data)
     n_init: Any = args.n_init if args.n_init == "auto" else int(args.n_init)
     km = KMeans(
@@ -134,6 +146,7 @@ def _predict(args: argparse.Namespace) -> int:
     from ._estimator import KMeans
     from .io import write_labels
 
+    _check_output_folders(args.output)
     km = KMeans.load(args.model, device=args.device)
     X = _load_data(args, args.data)
     try:
