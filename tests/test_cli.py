@@ -332,7 +332,7 @@ def test_failed_fit_leaves_no_output(data_dir, capsys):
 
 def test_debug_shows_traceback(data_dir):
     folder, _ = data_dir
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="no such file"):
         main(["--debug", "fit", str(folder / "missing.csv"), "-k", "2"])
 
 
