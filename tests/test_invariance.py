@@ -124,3 +124,44 @@ def test_tol_is_relative_to_the_data_scale():
     b = KMeans(8, random_state=0, tol=1e-2).fit(X * 1000.0)
     assert a.n_iter_ == b.n_iter_
     np.testing.assert_array_equal(a.labels_, b.labels_)
+
+
+@pytest.mark.parametrize(
+    "kind", ["blobs", "weighted", "cosine", "integer_grid", "float32", "relocation"]
+)
+def test_pruned_passes_match_full_passes_bit_for_bit(kind, monkeypatch):
+    """Hamerly-style pruning skips rows whose center cannot change; results must not move."""
+    import torchkmeans._core as core
+
+    X = _X(4000, d=6, centers=15)
+    kw, sw, k = {}, None, 12
+    if kind == "weighted":
+        sw = np.random.RandomState(0).rand(X.shape[0])
+    elif kind == "cosine":
+        kw = {"metric": "cosine"}
+    elif kind == "integer_grid":
+        X = np.indices((40, 40)).reshape(2, -1).T.astype(float)
+    elif kind == "float32":
+        X = X.astype(np.float32)
+    elif kind == "relocation":
+        X = np.vstack([X, X[:1] + 1000.0])
+        kw = {"init": np.vstack([X[: k - 1], [[1e6] * X.shape[1]]])}
+    runs = []
+    for prune in (False, True):
+        monkeypatch.setattr(core, "PRUNE", prune)
+        runs.append(KMeans(k, random_state=0, tol=0.0, max_iter=40, **kw).fit(X, sample_weight=sw))
+    a, b = runs
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    assert a.inertia_ == b.inertia_ and a.n_iter_ == b.n_iter_
+    assert [h["inertia"] for h in a.history_] == [h["inertia"] for h in b.history_]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_pruning_with_near_duplicate_centers():
+    # found by hypothesis: two centers 6e-14 apart; the gap bound must not round upward
+    X = np.array([[792.5]] + [[0.0]] * 22)
+    km = KMeans(3, random_state=0).fit(X)
+    np.testing.assert_array_equal(km.predict(X), km.labels_)
+    d2 = (X - km.cluster_centers_.T) ** 2
+    np.testing.assert_array_equal(km.labels_, d2.argmin(1))

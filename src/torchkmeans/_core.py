@@ -18,13 +18,22 @@ import torch
 
 from ._distance import PreparedCenters, prepare_rows
 from ._init import kmeans_plusplus_, random_rows_
-from ._lloyd import LloydStats, Workspace, accumulate, finalize, relocate_empty_clusters
+from ._lloyd import (
+    Bounds,
+    LloydStats,
+    Workspace,
+    accumulate,
+    finalize,
+    relocate_empty_clusters,
+)
 from ._sources import TensorSource
 from .exceptions import ConvergenceWarning
 
 logger = logging.getLogger(__name__)
 
 _INERTIA_RTOL = 1e-10
+# Skip rows whose nearest center provably did not change (exact: same results either way).
+PRUNE = True
 
 # An init is a name, explicit centers, or a function of the generator that returns centers
 # (the public boundary wraps user callables into the latter).
@@ -107,6 +116,7 @@ def lloyd_(
     labels: torch.Tensor,
     workspace: Workspace,
     progress: Any = None,
+    bounds: Bounds | None = None,
 ) -> tuple[torch.Tensor, int, list[dict[str, Any]]]:
     """Lloyd iterations from ``centers`` until strict convergence, ``tol`` or ``max_iter``.
 
@@ -120,9 +130,11 @@ def lloyd_(
     for it in range(max_iter):
         t0 = time.perf_counter()
         pc = PreparedCenters(centers, metric, None)
-        stats = accumulate(source, pc, labels, workspace)
+        stats = accumulate(source, pc, labels, workspace, bounds=bounds)
         relocated = relocate_empty_clusters(stats, source, pc, workspace)
         new = finalize(stats, pc)
+        if bounds is not None:
+            bounds.moved(centers, new)
         shift = float(((new - centers).to(torch.float64) ** 2).sum())
         changed = int(stats.changed)
         record = {
@@ -157,10 +169,11 @@ def final_pass(
     metric: str,
     labels: torch.Tensor,
     workspace: Workspace,
+    bounds: Bounds | None = None,
 ) -> LloydStats:
     """Assign every row to ``centers`` (labels agree with predict); no center update."""
     pc = PreparedCenters(centers, metric, None)
-    return accumulate(source, pc, labels, workspace, update=False)
+    return accumulate(source, pc, labels, workspace, update=False, bounds=bounds)
 
 
 def fit(
@@ -186,6 +199,7 @@ def fit(
     tol_abs = tol * variance
     workspace = Workspace(source.chunk_size, n_clusters, source.dtype, source.device)
     labels = torch.empty(source.n_samples, dtype=torch.long, device=source.device)
+    use_bounds = PRUNE and Bounds.affordable(source)
     best: FitResult | None = None
     best_run = -1
     for run in range(n_init):
@@ -202,6 +216,7 @@ def fit(
             from tqdm.auto import tqdm
 
             progress = tqdm(total=max_iter, desc=f"k-means run {run + 1}/{n_init}", leave=False)
+        bounds = Bounds(source.n_samples, source.device) if use_bounds else None
         try:
             centers, n_iter, history = lloyd_(
                 source,
@@ -212,12 +227,16 @@ def fit(
                 labels=labels,
                 workspace=workspace,
                 progress=progress,
+                bounds=bounds,
             )
         finally:
             if progress is not None:
                 progress.close()
-        centers = centers.to(out_dtype).to(source.dtype)
-        stats = final_pass(source, centers, metric, labels, workspace)
+        rounded = centers.to(out_dtype).to(source.dtype)
+        if bounds is not None:
+            bounds.moved(centers, rounded)
+        centers = rounded
+        stats = final_pass(source, centers, metric, labels, workspace, bounds)
         inertia = float(stats.inertia.sum())
         logger.info("run %d/%d: inertia %.6g after %d iterations", run + 1, n_init, inertia, n_iter)
         # A later run must be clearly better: equal inertias (symmetric solutions) differ only

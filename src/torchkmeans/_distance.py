@@ -91,10 +91,24 @@ def assign(
     going to the lowest center index. Labels therefore do not depend on how rows are chunked or
     ordered, even on data with exact ties (grids, integers, symmetric points).
     """
+    labels, dist, _ = assign_with_bound(xs, pc, out)
+    return labels, dist
+
+
+def assign_with_bound(
+    xs: torch.Tensor, pc: PreparedCenters, out: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`assign`, plus a lower bound on each row's distance to every *other* center.
+
+    The bound is a metric distance (Euclidean, or the chordal distance ``sqrt(2 (1 - cos))``
+    between unit vectors for cosine), made conservative for the GEMM's rounding; rows decided
+    by the exact re-check get 0 (no pruning for them next time).
+    """
     scores = partial_scores(xs, pc, out=out)
     if pc.n_clusters == 1:
         labels = torch.zeros(xs.shape[0], dtype=torch.long, device=xs.device)
-        return labels, exact_distance(xs, pc, labels)
+        far = torch.full((xs.shape[0],), float("inf"), dtype=xs.dtype, device=xs.device)
+        return labels, exact_distance(xs, pc, labels), far
     # Values and indices in one pass; the runner-up comes from a values-only reduction (much
     # cheaper than topk) after masking the winner. ``scores`` is a scratch buffer here.
     best, labels = scores.min(dim=1)
@@ -103,15 +117,27 @@ def assign(
     scores.scatter_(1, labels[:, None], best[:, None])
     eps = torch.finfo(scores.dtype).eps * _TIE_FACTOR * max(1.0, xs.shape[1] ** 0.5)
     if pc.c_sq is not None:
-        scale = torch.linalg.vector_norm(xs, dim=1).square_() + pc.c_sq.max()
+        x_sq = torch.linalg.vector_norm(xs, dim=1).square_()
+        slack = eps * (x_sq + pc.c_sq.max())
+        lower_sq = second + x_sq - 2 * slack
     else:
-        scale = torch.full_like(best, 2.0)
-    near = (second - best) <= eps * scale
+        slack = torch.full_like(best, 2.0 * eps)
+        lower_sq = 2.0 * (1.0 + second) - 4 * slack
+    near = (second - best) <= slack
+    lower = lower_sq.clamp_min_(0.0).sqrt_()
     rows = near.nonzero().flatten()
     if rows.numel():
         labels = labels.clone()
-        _recheck_ties(xs, pc, scores, rows, best, eps * scale, labels)
-    return labels, exact_distance(xs, pc, labels)
+        _recheck_ties(xs, pc, scores, rows, best, slack, labels)
+        lower[rows] = 0.0
+    return labels, exact_distance(xs, pc, labels), lower
+
+
+def metric_distance(dist: torch.Tensor, metric: str) -> torch.Tensor:
+    """Turn what :func:`assign` returns into a metric distance (for triangle-inequality bounds)."""
+    if metric == "euclidean":
+        return dist.sqrt()
+    return (2.0 * dist).sqrt_()
 
 
 def _recheck_ties(

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 import torch
 
-from ._distance import PreparedCenters, assign, prepare_rows
+from ._distance import (
+    PreparedCenters,
+    assign,
+    assign_with_bound,
+    exact_distance,
+    metric_distance,
+    prepare_rows,
+)
 from ._sources import TensorSource
 
 
@@ -45,6 +52,76 @@ class LloydStats:
         )
 
 
+# Relative safety margin of the pruning test (covers rounding in the distances and bounds).
+_PRUNE_MARGIN = 1e-5
+# Bounds cost 8 bytes per row (float64: they are stored with an offset that can be large, and
+# float32 would round them upward); they are kept when that is at most this many bytes or 5% of
+# the data, so that pruning never breaks the memory contract.
+_BOUNDS_BYTES = 32 << 20
+
+
+class Bounds:
+    """Hamerly's bounds (Hamerly 2010): for each row, a lower bound on its distance to every
+    center other than its own, so a pass can skip the rows whose center cannot have changed.
+
+    The upper bound is not stored: the distance of each row to its current center is computed
+    exactly every pass anyway (for the inertia), and a row is skipped when that distance is below
+    both its lower bound and half the distance from its center to the nearest other center.
+    Skipped rows keep a label that is provably the exact nearest center, so a pruned pass gives
+    the same labels, sums and inertia, bit for bit, as a full one.
+
+    Lower bounds are stored as ``bound + drift`` at the time they were computed, where ``drift``
+    sums the largest center movement of every update since, so one scalar ages all of them.
+    """
+
+    def __init__(self, n: int, device: torch.device) -> None:
+        self.lower = torch.zeros(n, dtype=torch.float64, device=device)
+        self.drift = 0.0
+        self.valid = False
+
+    @staticmethod
+    def affordable(source: TensorSource) -> bool:
+        need = 8 * source.n_samples
+        data = source.n_samples * source.n_features * source.X.element_size()
+        return need <= _BOUNDS_BYTES or need <= 0.05 * data
+
+    def moved(self, old: torch.Tensor, new: torch.Tensor) -> None:
+        """Age the bounds by the largest center movement from ``old`` to ``new``."""
+        step = torch.linalg.vector_norm((new - old).to(torch.float64), dim=1).max()
+        self.drift += float(step) * (1.0 + _PRUNE_MARGIN)
+
+    def store(self, start: int, rows: torch.Tensor | None, lower: torch.Tensor) -> None:
+        value = lower.to(torch.float64) * (1.0 - _PRUNE_MARGIN) + self.drift
+        if rows is None:
+            self.lower[start : start + value.shape[0]] = value
+        else:
+            self.lower[start + rows] = value
+
+
+def half_gaps(pc: PreparedCenters) -> torch.Tensor:
+    """Half the distance from each center to its nearest other center: a lower bound (float64).
+
+    Distances come from the ``|a|^2 - 2 a.b + |b|^2`` identity, minus its worst-case rounding
+    error, so the result never exceeds the true half gap, even for near-duplicate centers. A row
+    closer to its center than this cannot be closer to any other center.
+    """
+    c = pc.c.to(torch.float64)
+    k = c.shape[0]
+    gaps = torch.empty(k, dtype=torch.float64, device=c.device)
+    sq = (c * c).sum(dim=1)
+    err = 8.0 * torch.finfo(torch.float64).eps * max(1.0, c.shape[1] ** 0.5)
+    step = max(1, (1 << 20) // max(k, 1))
+    for start in range(0, k, step):
+        block = c[start : start + step]
+        bsq = sq[start : start + step, None]
+        d2 = bsq - 2.0 * block @ c.T + sq[None, :]
+        d2.sub_(err * (bsq + sq[None, :])).clamp_min_(0.0)
+        d2[torch.arange(block.shape[0]), torch.arange(start, start + block.shape[0])] = float("inf")
+        gaps[start : start + step] = d2.amin(dim=1)
+    # (for cosine the centers are unit vectors: these are chordal distances, a metric too)
+    return gaps.sqrt_().mul_(0.5 * (1.0 - _PRUNE_MARGIN))
+
+
 class Workspace:
     """Buffers allocated once per fit and reused by every chunk of every pass."""
 
@@ -62,20 +139,33 @@ def accumulate(
     workspace: Workspace,
     *,
     update: bool = True,
+    bounds: Bounds | None = None,
 ) -> LloydStats:
     """Assign every row to its nearest center and sum what the update step needs.
 
     ``labels`` (int64, length n_samples), when given, is overwritten with the new labels and the
     number of rows whose label changed is counted. With ``update=False`` only labels, counts,
-    weights and inertia are computed (the final assignment pass and ``predict``).
+    weights and inertia are computed (the final assignment pass and ``predict``). With
+    ``bounds`` (and ``labels`` from the previous pass), rows whose center provably did not
+    change skip the distance computation to all centers.
     """
     k, d = pc.n_clusters, source.n_features
     acc = accumulation_dtype(source.dtype, source.device)
     stats = LloydStats.zeros(k, d, acc, source.device)
+    gaps = None
+    if bounds is not None and bounds.valid and labels is not None:
+        gaps = half_gaps(pc).to(source.dtype)
     for chunk in source.chunks():
         m = chunk.x.shape[0]
         xs = prepare_rows(chunk.x, pc.metric, pc.shift)
-        lab, dist = assign(xs, pc, out=workspace.scores_for(m))
+        if gaps is not None and bounds is not None and labels is not None:
+            previous = labels[chunk.start : chunk.start + m]
+            lab, dist = _assign_pruned(xs, pc, previous, gaps, bounds, chunk.start, workspace)
+        elif bounds is not None:
+            lab, dist, lower = assign_with_bound(xs, pc, out=workspace.scores_for(m))
+            bounds.store(chunk.start, None, lower)
+        else:
+            lab, dist = assign(xs, pc, out=workspace.scores_for(m))
         if labels is not None:
             seg = labels[chunk.start : chunk.start + m]
             stats.changed += (seg != lab).sum()
@@ -96,7 +186,33 @@ def accumulate(
                 xa = xa * w.to(acc)[:, None]
             # index_add_ adds rows in order on the CPU: sums do not depend on the chunk size.
             stats.sums.index_add_(0, lab, xa)
+    if bounds is not None:
+        bounds.valid = True
     return stats
+
+
+def _assign_pruned(
+    xs: torch.Tensor,
+    pc: PreparedCenters,
+    previous: torch.Tensor,
+    gaps: torch.Tensor,
+    bounds: Bounds,
+    start: int,
+    workspace: Workspace,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels and distances of a chunk, recomputing only rows whose center may have changed."""
+    dist = exact_distance(xs, pc, previous)
+    upper = metric_distance(dist, pc.metric).mul_(1.0 + _PRUNE_MARGIN)
+    lower = (bounds.lower[start : start + xs.shape[0]] - bounds.drift).to(xs.dtype)
+    redo = (upper >= torch.maximum(lower, gaps[previous])).nonzero().flatten()
+    labels = previous.clone()
+    if redo.numel():
+        sub = xs.index_select(0, redo)
+        lab, d, low = assign_with_bound(sub, pc, out=workspace.scores_for(redo.numel()))
+        labels[redo] = lab
+        dist[redo] = d
+        bounds.store(start, redo, low)
+    return labels, dist
 
 
 def _farthest_rows(

@@ -48,10 +48,11 @@ def main() -> None:
         X[s:e] = centers[rng.integers(0, k, e - s)] + rng.normal(size=(e - s, d))
     chunk = int(sys.argv[6]) if len(sys.argv) > 6 else None
     km = torchkmeans.KMeans(k, random_state=0, max_iter=3, chunk_size=chunk)
-    km.fit(X[:5000])  # warm up kernels and thread pools outside the measurement
-    km.predict(X[:5000])
-    km.transform(X[:5000])
-    torchkmeans.kmeans_plusplus(X[:5000], k, random_state=0)
+    warm = X[: min(n, 50_000)]
+    km.fit(warm)  # warm up kernels, thread pools and their allocator arenas outside the measurement
+    km.predict(warm)
+    km.transform(warm)
+    torchkmeans.kmeans_plusplus(warm, k, random_state=0)
     import gc
 
     gc.collect()
