@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--quick", action="store_true", help="small shapes, a few minutes")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--iters", type=int, default=5, help="Lloyd iterations timed per peer")
+    p.add_argument("--iters", type=int, default=10, help="Lloyd iterations timed per peer")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per peer measurement")
     p.add_argument("--mem-limit-gib", type=float, default=8.0, help="resident memory per peer")
     p.add_argument("--fit-seeds", type=int, default=3)
