@@ -62,7 +62,10 @@ def test_model_with_array_init_round_trips(tmp_path):
     X = np.random.RandomState(0).rand(50, 2)
     km = KMeans(2, init=X[:2].copy()).fit(X)
     km.save(tmp_path / "a.safetensors")
-    np.testing.assert_array_equal(KMeans.load(tmp_path / "a.safetensors").predict(X), km.labels_)
+    loaded = KMeans.load(tmp_path / "a.safetensors")
+    np.testing.assert_array_equal(loaded.predict(X), km.labels_)
+    np.testing.assert_array_equal(loaded.init, X[:2])
+    np.testing.assert_array_equal(loaded.fit(X).cluster_centers_, km.cluster_centers_)
 
 
 def test_save_before_fit_is_not_fitted_error(tmp_path):

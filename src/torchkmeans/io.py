@@ -110,9 +110,15 @@ def save_model(estimator: Any, path: str | os.PathLike[str]) -> None:
         "n_iter": int(estimator.n_iter_),
         "history": getattr(estimator, "history_", []),
     }
+    tensors = {"cluster_centers": centers, "labels": labels}
+    init = estimator.get_params(deep=False).get("init")
+    if params.get("init") == "array":
+        tensors["init"] = torch.as_tensor(
+            np.asarray(init.cpu() if hasattr(init, "cpu") else init)
+        ).contiguous()
     with atomic_path(path) as tmp:
         save_file(
-            {"cluster_centers": centers, "labels": labels},
+            tensors,
             str(tmp),
             metadata={"torchkmeans": json.dumps(meta)},
         )
@@ -210,8 +216,10 @@ def load_model(cls: type, path: str | os.PathLike[str], device: Any = None) -> A
             f"{p}: corrupt model file (centers of shape {tuple(centers.shape)}, expected ({k}, {d}))."
         )
     params = dict(meta["params"])
-    if params.get("init") in ("array", "callable"):
-        params["init"] = "k-means++"
+    if params.get("init") == "array" and "init" in tensors:
+        params["init"] = tensors["init"].numpy()
+    elif params.get("init") in ("array", "callable"):
+        params["init"] = "k-means++"  # a callable cannot be stored; predicting does not need it
     est = cls(**params)
     if meta.get("container") == "torch" or device is not None:
         dev = torch.device(device) if device is not None else torch.device("cpu")
