@@ -213,35 +213,39 @@ SPEC: dict[str, Any] = {}
 
 
 def main() -> None:
+    """Modes: "iter" (time per iteration, inertia, memory), "fit" (default fits), "plusplus";
+    the default "all" does the three in one process."""
     SPEC.update(json.loads(sys.argv[1]))
     peer, iters, device = SPEC["peer"], int(SPEC["iters"]), SPEC.get("device", "cpu")
+    mode = SPEC.get("mode", "all")
     X = np.load(SPEC["data"])
     init = np.load(SPEC["init"])
     runner = RUNNERS[peer]
     out: dict[str, Any] = {"peer": peer}
-    small = X[: min(len(X), 2000)]
-    runner(small, init[: min(len(init), len(small))], 1, device)  # warm up imports and kernels
-    gc.collect()
-    t = time.perf_counter()
-    runner(X, init, 1, device)
-    t1 = time.perf_counter() - t
-    gc.collect()
-    _reset_peak()
-    base = _rss()
-    t = time.perf_counter()
-    centers, n = runner(X, init, iters, device)
-    tn = time.perf_counter() - t
-    out["extra_peak"] = _peak() - base
-    out["iterations"] = n
-    out["per_iter"] = (tn - t1) / (n - 1) if n > 1 else tn
-    out["inertia"] = inertia(X, centers)
-    out["finite"] = bool(np.isfinite(centers).all())
-    if SPEC.get("fit_seeds"):
+    if mode in ("iter", "all"):
+        small = X[: min(len(X), 2000)]
+        runner(small, init[: min(len(init), len(small))], 1, device)  # warm up imports, kernels
+        gc.collect()
+        t = time.perf_counter()
+        runner(X, init, 1, device)
+        t1 = time.perf_counter() - t
+        gc.collect()
+        _reset_peak()
+        base = _rss()
+        t = time.perf_counter()
+        centers, n = runner(X, init, iters, device)
+        tn = time.perf_counter() - t
+        out["extra_peak"] = _peak() - base
+        out["iterations"] = n
+        out["per_iter"] = (tn - t1) / (n - 1) if n > 1 else tn
+        out["inertia"] = inertia(X, centers)
+        out["finite"] = bool(np.isfinite(centers).all())
+    if mode in ("fit", "all") and SPEC.get("fit_seeds"):
         fits = [full_fit(peer, X, s, device) for s in range(int(SPEC["fit_seeds"]))]
         if fits[0] is not None:
             out["fit_seconds"] = float(np.mean([f[0] for f in fits]))  # type: ignore[index]
             out["fit_inertia"] = float(np.mean([f[1] for f in fits]))  # type: ignore[index]
-    if SPEC.get("plusplus"):
+    if mode in ("plusplus", "all") and SPEC.get("plusplus"):
         pp = plusplus(peer, X, device)
         if pp is not None:
             out["plusplus_seconds"] = pp

@@ -191,7 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", default=None, help="where the data files go (default: a temp dir)")
     p.add_argument("--output", default=str(HERE / "RESULTS.md"))
     p.add_argument("--json", default=None, help="also write raw results here")
+    p.add_argument("--reuse", default=None, help="start from the raw results of an earlier run")
+    p.add_argument(
+        "--only", default=None, help="N,D,K: measure only this grid shape (with --reuse)"
+    )
     args = p.parse_args(argv)
+    only = Shape(*map(int, args.only.split(","))) if args.only else None
 
     grid, scaling, dims = (
         (QUICK_GRID, QUICK_SCALING, QUICK_SWEEP_DIMS) if args.quick else (GRID, SCALING, SWEEP_DIMS)
@@ -199,10 +204,16 @@ def main(argv: list[str] | None = None) -> int:
     sweep_n, sweep_k = (20_000, 64) if args.quick else (200_000, 100)
     mem_limit = int(args.mem_limit_gib * 2**30)
     records: list[dict[str, Any]] = []
+    previous_gflops: dict[str, float] = {}
+    if args.reuse:
+        saved = json.loads(Path(args.reuse).read_text())
+        records, previous_gflops = saved["records"], saved.get("gemm_gflops", {})
     tmp = tempfile.TemporaryDirectory(dir=args.workdir)
     folder = Path(tmp.name)
 
     def measure(shape: Shape, peers: list[str], section: str, fit: bool, pp: bool) -> None:
+        if only is not None and shape != only:
+            return
         data, init = make_data(shape, folder)
         for peer in peers:
             spec = {
@@ -212,10 +223,25 @@ def main(argv: list[str] | None = None) -> int:
                 "iters": args.iters,
                 "device": args.device,
                 "k": shape.k,
-                "fit_seeds": args.fit_seeds if fit else 0,
-                "plusplus": pp,
+                "mode": "iter",
             }
             r = run_peer(spec, args.timeout, mem_limit)
+            # default fits and k-means++ run in processes of their own, so that a slow one
+            # cannot take the per-iteration numbers down with it
+            if fit and peer in ("torchkmeans", "sklearn-lloyd"):
+                extra = run_peer(
+                    dict(spec, mode="fit", fit_seeds=args.fit_seeds), 3 * args.timeout, mem_limit
+                )
+                r.update({k: v for k, v in extra.items() if k.startswith("fit_")})
+                if extra["status"] != "ok":
+                    r["fit_status"] = extra["status"]
+            if pp and peer in ("torchkmeans", "sklearn-lloyd"):
+                extra = run_peer(
+                    dict(spec, mode="plusplus", plusplus=True), args.timeout, mem_limit
+                )
+                r.update({k: v for k, v in extra.items() if k.startswith("plusplus_")})
+                if extra["status"] != "ok":
+                    r["plusplus_status"] = extra["status"]
             r.update(
                 section=section,
                 n=shape.n,
@@ -223,6 +249,12 @@ def main(argv: list[str] | None = None) -> int:
                 k=shape.k,
                 data_bytes=data.stat().st_size - 128,
             )
+            records[:] = [
+                q
+                for q in records
+                if (q["section"], q["n"], q["d"], q["k"], q["peer"])
+                != (section, shape.n, shape.d, shape.k, peer)
+            ]
             records.append(r)
             print(
                 f"[{section}] {shape} {peer:20s} {r['status']:>10s} "
@@ -230,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         for f in (data, init):
-            if section != "grid" or shape not in scaling:
-                f.unlink(missing_ok=True)
+            f.unlink(missing_ok=True)
 
     started = time.time()
     for shape in grid:
@@ -241,10 +272,19 @@ def main(argv: list[str] | None = None) -> int:
         measure(shape, FAST_PEERS, "scaling", fit=False, pp=False)
     for d in dims:
         measure(Shape(sweep_n, d, sweep_k), FAST_PEERS, "sweep", fit=False, pp=False)
-    gflops = {str(s): gemm_gflops(s) for s in grid if s.d >= 32 and s.k >= 256}
+    gflops = dict(previous_gflops)
+    gflops.update(
+        {
+            str(s): gemm_gflops(s)
+            for s in grid
+            if s.d >= 32 and s.k >= 256 and (only is None or s == only)
+        }
+    )
     elapsed = time.time() - started
     env = environment()
     command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
+    if args.timeout != 300.0:
+        command += f" --timeout {args.timeout:.0f}"
     if env["OPENBLAS_CORETYPE"] == "unset" and env["OPENBLAS_L2_SIZE"] == "unset":
         command = "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE " + command
     text = render(records, gflops, env, command, elapsed, args)
@@ -255,6 +295,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"wrote {args.output}")
     return 0
+
+
+def _cells(rows: dict[str, Any]) -> str:
+    """Time per iteration of each fast peer, or its status when it did not finish."""
+    return " | ".join(
+        fmt_time(rows[p].get("per_iter"))
+        if p in rows and rows[p]["status"] == "ok"
+        else rows.get(p, {}).get("status", "")
+        for p in FAST_PEERS
+    )
 
 
 def _by(records, section, n, d, k):
@@ -318,8 +368,10 @@ def render(records, gflops, env, command, elapsed, args) -> str:
             )
             lines.append(
                 f"| {peer} | {r['status']} | {fmt_time(r['per_iter'])} | {ratio:.2f}x | {inert:.6f} | "
-                f"{r['extra_peak'] / 2**20:.1f} MB | {fmt_time(r.get('plusplus_seconds'))} | "
-                f"{fmt_time(r.get('fit_seconds'))} | {'' if fit_rel is None else f'{fit_rel:.4f}'} |"
+                f"{r['extra_peak'] / 2**20:.1f} MB | "
+                f"{r.get('plusplus_status') or fmt_time(r.get('plusplus_seconds'))} | "
+                f"{fmt_time(r.get('fit_seconds')) if 'fit_status' not in r else r['fit_status']} | "
+                f"{'' if fit_rel is None else f'{fit_rel:.4f}'} |"
             )
         if fastest and ours.get("per_iter"):
             lines += [
@@ -353,16 +405,7 @@ def render(records, gflops, env, command, elapsed, args) -> str:
     sc = sorted({(r["n"], r["d"], r["k"]) for r in records if r["section"] == "scaling"})
     for n, d, k in sc:
         rows = _by(records, "scaling", n, d, k)
-        lines.append(
-            f"| {n:,} x {d} x {k} | "
-            + " | ".join(
-                fmt_time(rows[p].get("per_iter"))
-                if p in rows and rows[p]["status"] == "ok"
-                else rows.get(p, {}).get("status", "")
-                for p in FAST_PEERS
-            )
-            + " |"
-        )
+        lines.append(f"| {n:,} x {d} x {k} | " + _cells(rows) + " |")
     if len(sc) >= 2:
         a = _by(records, "scaling", *sc[0]).get("torchkmeans", {})
         b = _by(records, "scaling", *sc[-1]).get("torchkmeans", {})
@@ -388,16 +431,7 @@ def render(records, gflops, env, command, elapsed, args) -> str:
         ]
         ours = rows.get("torchkmeans", {}).get("per_iter")
         rel = f"{ours / min(peers_ok):.2f}x" if ours and peers_ok else ""
-        lines.append(
-            f"| {d} (n={n:,}, k={k}) | "
-            + " | ".join(
-                fmt_time(rows[p].get("per_iter"))
-                if p in rows and rows[p]["status"] == "ok"
-                else rows.get(p, {}).get("status", "")
-                for p in FAST_PEERS
-            )
-            + f" | {rel} |"
-        )
+        lines.append(f"| {d} (n={n:,}, k={k}) | " + _cells(rows) + f" | {rel} |")
     lines.append("")
     return "\n".join(lines)
 

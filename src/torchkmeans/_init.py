@@ -52,6 +52,9 @@ def sample_by_cdf(cumulative: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return idx.clamp_max_(cumulative.shape[0] - 1)
 
 
+_CACHE_BUDGET = 48 << 20
+
+
 def _distances_to(
     source: TensorSource, rows: torch.Tensor, metric: str, shift: torch.Tensor | None
 ):
@@ -59,7 +62,7 @@ def _distances_to(
     pc = PreparedCenters(rows, metric, shift)
     for chunk in source.chunks():
         xs = prepare_rows(chunk.x, metric, shift)
-        yield chunk.start, pairwise(xs, pc).to(torch.float64)
+        yield chunk.start, pairwise(xs, pc)
 
 
 # Candidate potentials this close count as tied; the first candidate drawn wins. Potentials are
@@ -108,6 +111,14 @@ def kmeans_plusplus_(
     for start, d in _distances_to(source, centers[0], metric, shift):
         closest[start : start + d.shape[0]] = d[:, 0]
 
+    # The candidates' distances are kept for the pass that adds the winner when they fit in the
+    # memory budget (64 MB + 10% of the data, with the three length-n vectors above); otherwise
+    # the candidate pass is repeated.
+    cache = None
+    data_bytes = n * source.n_features * source.X.element_size()
+    cache_bytes = n * n_local_trials * source.dtype.itemsize
+    if 24 * n + cache_bytes <= _CACHE_BUDGET + 0.10 * data_bytes:
+        cache = torch.empty(n, n_local_trials, dtype=source.dtype, device=device)
     pot = torch.zeros(1, n_local_trials, dtype=torch.float64, device=device)
     zero_index = torch.zeros(source.chunk_size, dtype=torch.long, device=device)
     for _ in range(1, n_clusters):
@@ -126,6 +137,8 @@ def kmeans_plusplus_(
         pot.zero_()
         for start, d in _distances_to(source, rows, metric, shift):
             m = d.shape[0]
+            if cache is not None:
+                cache[start : start + m] = d
             new = torch.minimum(d, closest[start : start + m, None])
             if sw is not None:
                 new.mul_(sw[start : start + m, None].to(torch.float64))
@@ -133,9 +146,13 @@ def kmeans_plusplus_(
             pot.index_add_(0, zero_index[:m], new)
         best = _first_minimum(pot[0])
         best_row = rows[best : best + 1]
-        for start, d in _distances_to(source, best_row, metric, shift):
-            seg = closest[start : start + d.shape[0]]
-            torch.minimum(seg, d[:, 0], out=seg)
+        if cache is not None:
+            torch.minimum(closest, cache[:, best].to(torch.float64), out=closest)
+        else:
+            # the same distances as in the candidate pass (same GEMM shape), recomputed
+            for start, d in _distances_to(source, rows, metric, shift):
+                seg = closest[start : start + d.shape[0]]
+                torch.minimum(seg, d[:, best], out=seg)
         indices.append(candidates[best : best + 1])
         centers.append(best_row)
     return torch.cat(centers), torch.cat(indices)
