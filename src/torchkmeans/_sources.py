@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import torch
 
-# Budgets, in elements, for the per-chunk buffers: the chunk x K score matrix gets 2**20 elements
-# (4 MB in float32, 8 MB in float64) and each chunk x D temporary 2**18 (1-2 MB), so the working
-# set of a pass, a handful of such buffers, stays far below the 64 MB the memory contract allows.
+# Budgets, in elements, for the per-chunk buffers: the chunk x K score matrix and each chunk x D
+# temporary get 2**20 elements (4 MB in float32, 8 MB in float64), so the working set of a pass,
+# a handful of such buffers, stays below the 64 MB the memory contract allows, while chunks stay
+# large enough (>= 1024 rows up to D = 1024) that per-chunk overhead does not dominate.
 SCORE_ELEMENTS = 1 << 20
-ROW_ELEMENTS = 1 << 18
+ROW_ELEMENTS = 1 << 20
 MIN_CHUNK = 256
 MAX_CHUNK = 65536
 
