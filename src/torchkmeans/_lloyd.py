@@ -172,8 +172,8 @@ def accumulate(
             seg.copy_(lab)
         w = chunk.w
         if w is None:
+            # unweighted: weights and counts are the same sums; counts are copied after the pass
             stats.weights.index_add_(0, lab, torch.ones(m, dtype=acc, device=lab.device))
-            stats.counts.index_add_(0, lab, torch.ones(m, dtype=acc, device=lab.device))
             stats.inertia.index_add_(0, lab, dist.to(acc))
         else:
             wa = w.to(acc)
@@ -186,6 +186,8 @@ def accumulate(
                 xa = xa * w.to(acc)[:, None]
             # index_add_ adds rows in order on the CPU: sums do not depend on the chunk size.
             stats.sums.index_add_(0, lab, xa)
+    if not source.weighted:
+        stats.counts.copy_(stats.weights)
     if bounds is not None:
         bounds.valid = True
     return stats

@@ -6,7 +6,6 @@ Errors from the library become one line on stderr and exit code 1; usage errors 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -161,13 +160,11 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .io import _read_header
-
-    header = _read_header(__import__("pathlib").Path(args.model))
     from ._estimator import KMeans
+    from .io import read_metadata
 
-    km = KMeans.load(args.model)
-    meta = json.loads(header["__metadata__"]["torchkmeans"])
+    km = KMeans.load(args.model)  # also checks the tensors
+    meta = read_metadata(args.model)
     names = meta.get("feature_names_in")
     print(f"model: {args.model}")
     print(f"estimator: {meta['estimator']} (format version {meta['format_version']})")

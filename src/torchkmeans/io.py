@@ -172,13 +172,9 @@ def _read_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def load_model(cls: type, path: str | os.PathLike[str], device: Any = None) -> Any:
-    """Read a model written by ``save_model`` (see ``KMeans.load``)."""
-    import numpy as np
-    import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checked torchkmeans metadata of a model file (format name and version included),
+    read from its header without loading tensors or running code."""
     from .exceptions import ModelFileError
 
     p = Path(path)
@@ -192,6 +188,8 @@ def load_model(cls: type, path: str | os.PathLike[str], device: Any = None) -> A
         meta = json.loads(raw)
     except json.JSONDecodeError:
         raise ModelFileError(f"{p}: corrupt torchkmeans metadata.") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{p}: corrupt torchkmeans metadata (not a JSON object).")
     if meta.get("format") != FORMAT_NAME:
         raise ModelFileError(
             f"{p}: unknown model format {meta.get('format')!r}, expected {FORMAT_NAME!r}."
@@ -202,6 +200,20 @@ def load_model(cls: type, path: str | os.PathLike[str], device: Any = None) -> A
             f"reads version {FORMAT_VERSION}. Load it with the torchkmeans version that wrote it "
             f"({meta.get('torchkmeans_version', 'unknown')}) and re-save, or refit."
         )
+    return meta  # type: ignore[no-any-return]
+
+
+def load_model(cls: type, path: str | os.PathLike[str], device: Any = None) -> Any:
+    """Read a model written by ``save_model`` (see ``KMeans.load``)."""
+    import numpy as np
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .exceptions import ModelFileError
+
+    p = Path(path)
+    meta = read_metadata(p)
     if meta.get("estimator") != cls.__name__:
         raise ModelFileError(f"{p}: holds a {meta.get('estimator')} model, not a {cls.__name__}.")
     try:
