@@ -3,10 +3,12 @@ import torchkmeans
 
 def test_all_is_pinned():
     assert torchkmeans.__all__ == [
+        "CheckpointError",
         "ConvergenceWarning",
         "DataError",
         "KMeans",
         "KMeansResult",
+        "MiniBatchKMeans",
         "ModelFileError",
         "NotFittedError",
         "ParameterError",

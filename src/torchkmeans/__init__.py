@@ -6,7 +6,9 @@
 
 from ._estimator import KMeans
 from ._functional import KMeansResult, kmeans, kmeans_plusplus
+from ._minibatch import MiniBatchKMeans
 from .exceptions import (
+    CheckpointError,
     ConvergenceWarning,
     DataError,
     ModelFileError,
@@ -19,10 +21,12 @@ from .exceptions import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
     "ConvergenceWarning",
     "DataError",
     "KMeans",
     "KMeansResult",
+    "MiniBatchKMeans",
     "ModelFileError",
     "NotFittedError",
     "ParameterError",

@@ -1,6 +1,6 @@
 """The functional k-means loop: initialize, iterate Lloyd steps, converge, pick the best run.
 
-Prior validation of data is assumed: the caller passes a :class:`TensorSource` and checked
+Prior validation of data is assumed: the caller passes a source and checked
 parameters. Nothing here inspects user input or prints; per-iteration statistics are returned
 as data and logged at DEBUG level.
 """
@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ._checkpoint import BestRun, Checkpoint, FitState, data_fingerprint
 from ._distance import PreparedCenters, prepare_rows
 from ._init import kmeans_plusplus_, random_rows_
 from ._lloyd import (
@@ -26,7 +27,7 @@ from ._lloyd import (
     finalize,
     relocate_empty_clusters,
 )
-from ._sources import TensorSource
+from ._sources import Source, TensorSource, sample_indices
 from .exceptions import ConvergenceWarning
 
 logger = logging.getLogger(__name__)
@@ -52,21 +53,23 @@ class FitResult:
     n_nonempty: int = 0
 
 
-def data_moments(source: TensorSource, metric: str) -> tuple[torch.Tensor, float]:
+def data_moments(source: Source, metric: str) -> tuple[torch.Tensor, float]:
     """Weighted mean of the (prepared) rows and the mean over features of their variance.
 
     One pass; sums are shifted by the first row and accumulated in float64 in row order.
     """
-    first = prepare_rows(source.rows(torch.zeros(1, dtype=torch.long)), metric, None)[0]
-    first64 = first.to(torch.float64)
     d = source.n_features
     s1 = torch.zeros(1, d, dtype=torch.float64, device=source.device)
     s2 = torch.zeros(1, d, dtype=torch.float64, device=source.device)
     total = torch.zeros(1, dtype=torch.float64, device=source.device)
     zero = torch.zeros(source.chunk_size, dtype=torch.long, device=source.device)
+    first64: torch.Tensor | None = None
     for chunk in source.chunks():
         m = chunk.x.shape[0]
-        y = prepare_rows(chunk.x, metric, None).to(torch.float64) - first64
+        y = prepare_rows(chunk.x, metric, None).to(torch.float64)
+        if first64 is None:
+            first64 = y[0].clone()
+        y = y - first64
         w = (
             torch.ones(m, dtype=torch.float64, device=source.device)
             if chunk.w is None
@@ -75,6 +78,7 @@ def data_moments(source: TensorSource, metric: str) -> tuple[torch.Tensor, float
         total.index_add_(0, zero[:m], w)
         s1.index_add_(0, zero[:m], y * w[:, None])
         s2.index_add_(0, zero[:m], y * y * w[:, None])
+    assert first64 is not None
     mean_shift = s1[0] / total
     variance = (s2[0] / total - mean_shift * mean_shift).clamp_min(0.0)
     mean = (first64 + mean_shift).to(source.dtype)
@@ -82,20 +86,31 @@ def data_moments(source: TensorSource, metric: str) -> tuple[torch.Tensor, float
 
 
 def init_centers(
-    source: TensorSource,
+    source: Source,
     n_clusters: int,
     init: InitSpec,
     generator: torch.Generator,
     *,
     metric: str,
     shift: torch.Tensor | None,
+    init_size: int | None = None,
 ) -> torch.Tensor:
-    """Initial centers in the compute dtype on the device (cosine: unit length)."""
+    """Initial centers in the compute dtype on the device (cosine: unit length).
+
+    With ``init_size`` below the number of rows, "k-means++" and "random" run on that many rows
+    drawn uniformly without replacement (with their weights), gathered in one pass.
+    """
     if isinstance(init, str):
+        seeds: Source = source
+        if init_size is not None and init_size < source.n_samples:
+            seeds = source.sample(sample_indices(source.n_samples, init_size, generator))
+        elif not isinstance(source, TensorSource):  # no random access: read the rows once
+            seeds = source.sample(torch.arange(source.n_samples))
+        assert isinstance(seeds, TensorSource)
         if init == "k-means++":
-            centers, _ = kmeans_plusplus_(source, n_clusters, generator, metric=metric, shift=shift)
+            centers, _ = kmeans_plusplus_(seeds, n_clusters, generator, metric=metric, shift=shift)
         else:
-            centers, _ = random_rows_(source, n_clusters, generator, metric)
+            centers, _ = random_rows_(seeds, n_clusters, generator, metric)
     elif isinstance(init, torch.Tensor):
         centers = init
     else:
@@ -106,8 +121,12 @@ def init_centers(
     return centers
 
 
+# Called after every iteration with (iteration, centers used, new centers, history, stopped).
+IterationHook = Callable[[int, torch.Tensor, torch.Tensor, list[dict[str, Any]], bool], None]
+
+
 def lloyd_(
-    source: TensorSource,
+    source: Source,
     centers: torch.Tensor,
     *,
     max_iter: int,
@@ -117,17 +136,21 @@ def lloyd_(
     workspace: Workspace,
     progress: Any = None,
     bounds: Bounds | None = None,
+    start: int = 0,
+    history: list[dict[str, Any]] | None = None,
+    on_iteration: IterationHook | None = None,
 ) -> tuple[torch.Tensor, int, list[dict[str, Any]]]:
     """Lloyd iterations from ``centers`` until strict convergence, ``tol`` or ``max_iter``.
 
     ``tol`` is absolute here: the run stops when the squared center shift summed over centers
     is ``<= tol``, or when no label changed and no cluster was refilled. Returns
-    ``(centers, n_iter, history)``; ``labels`` holds the labels of the last pass.
+    ``(centers, n_iter, history)``; ``labels`` holds the labels of the last pass. ``labels``
+    must hold the labels of the previous pass (or -1 before the first). ``start`` iterations
+    (recorded in ``history``) are already done when a fit resumes.
     """
-    labels.fill_(-1)
-    history: list[dict[str, Any]] = []
-    n_iter = 0
-    for it in range(max_iter):
+    history = [] if history is None else history
+    n_iter = start
+    for it in range(start, max_iter):
         t0 = time.perf_counter()
         pc = PreparedCenters(centers, metric, None)
         stats = accumulate(source, pc, labels, workspace, bounds=bounds)
@@ -154,17 +177,18 @@ def lloyd_(
         if progress is not None:
             progress.update(1)
             progress.set_postfix(inertia=f"{record['inertia']:.6g}", shift=f"{shift:.3g}")
+        stop = (changed == 0 and relocated == 0) or shift <= tol  # strict convergence, or tol
+        if on_iteration is not None:
+            on_iteration(it + 1, centers, new, history, stop or it + 1 == max_iter)
         centers = new
         n_iter = it + 1
-        if changed == 0 and relocated == 0:
-            break  # strict convergence
-        if shift <= tol:
+        if stop:
             break
     return centers, n_iter, history
 
 
 def final_pass(
-    source: TensorSource,
+    source: Source,
     centers: torch.Tensor,
     metric: str,
     labels: torch.Tensor,
@@ -177,7 +201,7 @@ def final_pass(
 
 
 def fit(
-    source: TensorSource,
+    source: Source,
     n_clusters: int,
     *,
     init: InitSpec,
@@ -188,46 +212,101 @@ def fit(
     generator: torch.Generator,
     out_dtype: torch.dtype,
     verbose: int = 0,
+    init_size: int | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> FitResult:
     """Run ``n_init`` k-means fits and return the one with the lowest inertia.
 
     ``tol`` is relative to the mean feature variance of the (weighted) data. The centers of each
     run are rounded to ``out_dtype`` (the dtype of the fitted attributes) before the final
     assignment pass, so ``labels`` and ``inertia`` describe the centers the user gets.
+    With ``checkpoint``, the state is saved after every iteration and a matching saved state is
+    resumed from; the result is the same, bit for bit, as without interruption.
     """
     mean, variance = data_moments(source, metric)
     tol_abs = tol * variance
     workspace = Workspace(source.chunk_size, n_clusters, source.dtype, source.device)
     labels = torch.empty(source.n_samples, dtype=torch.long, device=source.device)
     use_bounds = PRUNE and Bounds.affordable(source)
+    shift = mean if metric == "euclidean" else None
     best: FitResult | None = None
     best_run = -1
-    for run in range(n_init):
-        centers = init_centers(
-            source,
-            n_clusters,
-            init,
-            generator,
-            metric=metric,
-            shift=mean if metric == "euclidean" else None,
+    resume: FitState | None = None
+    if checkpoint is not None:
+        resume = checkpoint.load(
+            data_fingerprint(
+                source.n_samples, source.n_features, source.dtype, source.weighted, mean, variance
+            )
         )
+    first_run = 0
+    if resume is not None:
+        logger.info(
+            "resuming from %s: run %d, iteration %d",
+            checkpoint.path if checkpoint else "",
+            resume.run + 1,
+            resume.iteration,
+        )
+        generator.set_state(resume.rng_state)
+        first_run = resume.run
+        if resume.best is not None:
+            b = resume.best
+            best_run = b.run
+            best = FitResult(
+                centers=b.centers.to(device=source.device, dtype=source.dtype),
+                labels=labels,
+                inertia=b.inertia,
+                n_iter=b.n_iter,
+                history=b.history,
+                n_nonempty=b.n_nonempty,
+            )
+    for run in range(first_run, n_init):
+        start, history, stopped = 0, None, False
+        if resume is not None and run == resume.run:
+            centers = resume.centers.to(device=source.device, dtype=source.dtype)
+            start, history, stopped = resume.iteration, resume.history, resume.stopped
+            labels.fill_(-1)
+            if resume.previous is not None:
+                # the labels of the last pass before the interruption, for the change count
+                previous = resume.previous.to(device=source.device, dtype=source.dtype)
+                final_pass(source, previous, metric, labels, workspace)
+        else:
+            centers = init_centers(
+                source,
+                n_clusters,
+                init,
+                generator,
+                metric=metric,
+                shift=shift,
+                init_size=init_size,
+            )
+            labels.fill_(-1)
+        hook = None
+        if checkpoint is not None:
+            hook = _checkpoint_hook(checkpoint, run, generator, best, best_run)
+            if start == 0:
+                hook(0, centers, centers, [], False)
         progress = None
         if verbose:
             from tqdm.auto import tqdm
 
-            progress = tqdm(total=max_iter, desc=f"k-means run {run + 1}/{n_init}", leave=False)
+            progress = tqdm(
+                total=max_iter, initial=start, desc=f"k-means run {run + 1}/{n_init}", leave=False
+            )
         bounds = Bounds(source.n_samples, source.device) if use_bounds else None
         try:
             centers, n_iter, history = lloyd_(
                 source,
                 centers,
-                max_iter=max_iter,
+                max_iter=start if stopped else max_iter,
                 tol=tol_abs,
                 metric=metric,
                 labels=labels,
                 workspace=workspace,
                 progress=progress,
                 bounds=bounds,
+                start=start,
+                history=history,
+                on_iteration=hook,
             )
         finally:
             if progress is not None:
@@ -254,6 +333,9 @@ def fit(
     assert best is not None
     if best_run != n_init - 1:
         final_pass(source, best.centers, metric, labels, workspace)
+        best.labels = labels
+    if checkpoint is not None:
+        checkpoint.remove()
     if best.n_nonempty < n_clusters:
         warnings.warn(
             f"Number of distinct clusters ({best.n_nonempty}) found smaller than "
@@ -263,3 +345,45 @@ def fit(
             stacklevel=3,
         )
     return best
+
+
+def _checkpoint_hook(
+    checkpoint: Checkpoint,
+    run: int,
+    generator: torch.Generator,
+    best: FitResult | None,
+    best_run: int,
+) -> IterationHook:
+    """Save the state of run ``run`` after each of its iterations."""
+    best_saved = None
+    if best is not None:
+        best_saved = BestRun(
+            run=best_run,
+            centers=best.centers,
+            inertia=best.inertia,
+            n_iter=best.n_iter,
+            history=best.history,
+            n_nonempty=best.n_nonempty,
+        )
+
+    def save(
+        iteration: int,
+        used: torch.Tensor,
+        new: torch.Tensor,
+        history: list[dict[str, Any]],
+        stopped: bool,
+    ) -> None:
+        checkpoint.save(
+            FitState(
+                run=run,
+                iteration=iteration,
+                stopped=stopped,
+                centers=new,
+                previous=used if iteration > 0 else None,
+                history=history,
+                rng_state=generator.get_state(),
+                best=best_saved,
+            )
+        )
+
+    return save

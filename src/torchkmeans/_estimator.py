@@ -17,94 +17,12 @@ from ._functional import Prepared, assign_labels, distances_to_centers, prepare,
 from .exceptions import NotFittedError
 
 
-class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator):
-    """K-means clustering on PyTorch, a drop-in for :class:`sklearn.cluster.KMeans`.
+class _KMeansBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator):
+    """What KMeans and MiniBatchKMeans share: predict, transform, score, files, tags."""
 
-    Parameters
-    ----------
-    n_clusters : int, default=8
-        The number of clusters.
-    init : {"k-means++", "random"}, array-like of shape (n_clusters, n_features) or callable, \
-default="k-means++"
-        "k-means++": greedy k-means++ with ``2 + int(log k)`` local trials, weighted by
-        ``sample_weight``. "random": ``n_clusters`` distinct rows, drawn with probability
-        proportional to their weight. An array gives the initial centers. A callable
-        ``init(X, n_clusters, random_state) -> centers`` receives X as passed to ``fit`` (numpy
-        or tensor) and a ``numpy.random.RandomState``.
-    n_init : "auto" or int, default="auto"
-        Number of runs from different initial centers; the run with the lowest inertia wins.
-        "auto": 1 for "k-means++" or an array, 10 for "random" or a callable.
-    max_iter : int, default=300
-        Maximum number of Lloyd iterations per run.
-    tol : float, default=1e-4
-        Relative tolerance: a run stops when the squared center shift summed over centers is
-        ``<= tol * mean feature variance`` (weighted by ``sample_weight``). A run also stops when
-        no label changed. After a stop on ``tol`` or ``max_iter``, one more assignment pass makes
-        ``labels_`` agree with ``predict``.
-    metric : {"euclidean", "cosine"}, default="euclidean"
-        "cosine" is spherical k-means: rows are normalized to unit length (a zero row is an
-        error), centers are renormalized every iteration and inertia sums ``1 - cos``.
-    random_state : int, numpy RandomState or Generator, torch.Generator or None, default=None
-        None draws fresh entropy; an int makes the whole fit reproducible bit for bit on CPU,
-        independent of ``chunk_size`` and the thread count.
-    device : str, torch.device or None, default=None
-        Where to compute. None: the device of the input tensor (numpy, lists, pandas: CPU).
-    dtype : torch dtype, str or None, default=None
-        The dtype of the fitted centers. None keeps the data's float dtype (integers and
-        bools become float32). float16 and bfloat16 are computed in float32.
-    verbose : int, default=0
-        Above 0, show a progress bar per run on stderr.
-    chunk_size : int or None, default=None
-        Rows per chunk; None picks it from n_features and n_clusters so that a fit's extra
-        memory stays bounded. Results do not depend on it.
-
-    Attributes
-    ----------
-    cluster_centers_ : array of shape (n_clusters, n_features)
-        Centers, as the kind of array passed to ``fit`` (numpy, or a tensor on its device).
-    labels_ : array of shape (n_samples,)
-        Index of the closest center of each training row (int64).
-    inertia_ : float
-        Weighted sum of squared distances of rows to their closest center (cosine: of
-        ``1 - cos``).
-    n_iter_ : int
-        Lloyd iterations run by the best run.
-    history_ : list of dict
-        Per iteration of the best run: ``iteration``, ``inertia`` (against the centers of that
-        iteration), ``center_shift`` (squared, summed), ``n_changed``, ``n_relocated``,
-        ``seconds``.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Column names, when ``X`` was a DataFrame with string column names.
-    """
-
-    def __init__(
-        self,
-        n_clusters: int = 8,
-        *,
-        init: Any = "k-means++",
-        n_init: int | str = "auto",
-        max_iter: int = 300,
-        tol: float = 1e-4,
-        metric: str = "euclidean",
-        random_state: Any = None,
-        device: Any = None,
-        dtype: Any = None,
-        verbose: int = 0,
-        chunk_size: int | None = None,
-    ) -> None:
-        self.n_clusters = n_clusters
-        self.init = init
-        self.n_init = n_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.metric = metric
-        self.random_state = random_state
-        self.device = device
-        self.dtype = dtype
-        self.verbose = verbose
-        self.chunk_size = chunk_size
+    metric: str
+    device: Any
+    chunk_size: Any
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
@@ -113,55 +31,6 @@ default="k-means++"
         if tags.transformer_tags is not None:
             tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-
-    # ---------------------------------------------------------------------------------- fit
-
-    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
-        """Compute k-means clustering.
-
-        Parameters
-        ----------
-        X : array-like or tensor of shape (n_samples, n_features)
-            numpy (memmaps included), torch tensor on any device, pandas DataFrame or list.
-        y : Ignored
-            Not used, present for API consistency.
-        sample_weight : array-like or tensor of shape (n_samples,), default=None
-            Non-negative weights; a weight of ``n`` acts exactly as ``n`` repeated rows.
-
-        Returns
-        -------
-        self : KMeans
-            The fitted estimator.
-        """
-        result, prepared = run_fit(
-            X,
-            sample_weight,
-            n_clusters=self.n_clusters,
-            init=self.init,
-            n_init=self.n_init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            metric=self.metric,
-            random_state=self.random_state,
-            device=self.device,
-            dtype=self.dtype,
-            verbose=self.verbose,
-            chunk_size=self.chunk_size,
-        )
-        kind = prepared.checked.kind
-        self.cluster_centers_ = kind.wrap(result.centers.to(prepared.out_dtype))
-        self.labels_ = kind.wrap(result.labels)
-        self.inertia_ = float(result.inertia)
-        self.n_iter_ = int(result.n_iter)
-        self.history_ = result.history
-        self.n_features_in_ = int(prepared.source.n_features)
-        self._n_features_out = int(result.centers.shape[0])
-        names = prepared.checked.feature_names
-        if names is not None:
-            self.feature_names_in_ = names
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        return self
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
         """Fit and return ``labels_``."""
@@ -185,7 +54,9 @@ default="k-means++"
 
     def _prepare_new_data(self, X: Any, sample_weight: Any = None) -> tuple[Prepared, torch.Tensor]:
         self._check_fitted()
-        checked = v.check_array(X)
+        checked: v.CheckedData | v.CheckedBatches = (
+            v.check_batches(X) if v.is_batch_source(X) else v.check_array(X)
+        )
         v.check_n_features(
             checked,
             self.n_features_in_,
@@ -251,3 +122,163 @@ default="k-means++"
         prepared, centers = self._prepare_new_data(X, sample_weight)
         _, inertia = assign_labels(prepared.source, centers, prepared.metric)
         return -inertia
+
+
+class KMeans(_KMeansBase):
+    """K-means clustering on PyTorch, a drop-in for :class:`sklearn.cluster.KMeans`.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        The number of clusters.
+    init : {"k-means++", "random"}, array-like of shape (n_clusters, n_features) or callable, \
+default="k-means++"
+        "k-means++": greedy k-means++ with ``2 + int(log k)`` local trials, weighted by
+        ``sample_weight``. "random": ``n_clusters`` distinct rows, drawn with probability
+        proportional to their weight. An array gives the initial centers. A callable
+        ``init(X, n_clusters, random_state) -> centers`` receives X as passed to ``fit`` (numpy
+        or tensor) and a ``numpy.random.RandomState``.
+    n_init : "auto" or int, default="auto"
+        Number of runs from different initial centers; the run with the lowest inertia wins.
+        "auto": 1 for "k-means++" or an array, 10 for "random" or a callable.
+    max_iter : int, default=300
+        Maximum number of Lloyd iterations per run.
+    tol : float, default=1e-4
+        Relative tolerance: a run stops when the squared center shift summed over centers is
+        ``<= tol * mean feature variance`` (weighted by ``sample_weight``). A run also stops when
+        no label changed. After a stop on ``tol`` or ``max_iter``, one more assignment pass makes
+        ``labels_`` agree with ``predict``.
+    metric : {"euclidean", "cosine"}, default="euclidean"
+        "cosine" is spherical k-means: rows are normalized to unit length (a zero row is an
+        error), centers are renormalized every iteration and inertia sums ``1 - cos``.
+    random_state : int, numpy RandomState or Generator, torch.Generator or None, default=None
+        None draws fresh entropy; an int makes the whole fit reproducible bit for bit on CPU,
+        independent of ``chunk_size`` and the thread count.
+    device : str, torch.device or None, default=None
+        Where to compute. None: the device of the input tensor (numpy, lists, pandas: CPU).
+    dtype : torch dtype, str or None, default=None
+        The dtype of the fitted centers. None keeps the data's float dtype (integers and
+        bools become float32). float16 and bfloat16 are computed in float32.
+    verbose : int, default=0
+        Above 0, show a progress bar per run on stderr.
+    chunk_size : int or None, default=None
+        Rows per chunk; None picks it from n_features and n_clusters so that a fit's extra
+        memory stays bounded. Results do not depend on it.
+    init_size : int or None, default=None
+        Rows that "k-means++" and "random" seeding run on, drawn uniformly without
+        replacement (with their weights). None: every row for data in memory; for
+        memory-mapped arrays and sources of batches, ``max(3 * n_clusters, min(2**18,
+        2**23 // n_features))`` rows (about 32 MB in float32), so that seeding never loads the
+        data whole.
+    checkpoint : str, os.PathLike or None, default=None
+        A file where the state of the fit is written (atomically) after every iteration. A
+        later fit with the same parameters and data resumes from it and ends exactly as an
+        uninterrupted fit would; a checkpoint of another fit raises
+        :class:`~torchkmeans.CheckpointError`. The file is removed when the fit ends.
+
+    Attributes
+    ----------
+    cluster_centers_ : array of shape (n_clusters, n_features)
+        Centers, as the kind of array passed to ``fit`` (numpy, or a tensor on its device).
+    labels_ : array of shape (n_samples,)
+        Index of the closest center of each training row (int64).
+    inertia_ : float
+        Weighted sum of squared distances of rows to their closest center (cosine: of
+        ``1 - cos``).
+    n_iter_ : int
+        Lloyd iterations run by the best run.
+    history_ : list of dict
+        Per iteration of the best run: ``iteration``, ``inertia`` (against the centers of that
+        iteration), ``center_shift`` (squared, summed), ``n_changed``, ``n_relocated``,
+        ``seconds``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` was a DataFrame with string column names.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: Any = "k-means++",
+        n_init: int | str = "auto",
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        metric: str = "euclidean",
+        random_state: Any = None,
+        device: Any = None,
+        dtype: Any = None,
+        verbose: int = 0,
+        chunk_size: int | None = None,
+        init_size: int | None = None,
+        checkpoint: Any = None,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.metric = metric
+        self.random_state = random_state
+        self.device = device
+        self.dtype = dtype
+        self.verbose = verbose
+        self.chunk_size = chunk_size
+        self.init_size = init_size
+        self.checkpoint = checkpoint
+
+    # ---------------------------------------------------------------------------------- fit
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
+        """Compute k-means clustering.
+
+        Parameters
+        ----------
+        X : array-like, tensor or source of batches, of shape (n_samples, n_features)
+            numpy (a memmap is read chunk by chunk, never copied whole), torch tensor on any
+            device, pandas DataFrame, list, or a re-iterable source of batches such as a
+            ``torch.utils.data.DataLoader`` (each batch a 2-D tensor or array, ``(x,)`` or
+            ``(x, w)`` with per-row sample weights; ``labels_`` follow the order of the
+            batches, which must be the same on every pass: no shuffling).
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like or tensor of shape (n_samples,), default=None
+            Non-negative weights; a weight of ``n`` acts exactly as ``n`` repeated rows.
+
+        Returns
+        -------
+        self : KMeans
+            The fitted estimator.
+        """
+        result, prepared = run_fit(
+            X,
+            sample_weight,
+            n_clusters=self.n_clusters,
+            init=self.init,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            metric=self.metric,
+            random_state=self.random_state,
+            device=self.device,
+            dtype=self.dtype,
+            verbose=self.verbose,
+            chunk_size=self.chunk_size,
+            init_size=self.init_size,
+            checkpoint=self.checkpoint,
+        )
+        kind = prepared.checked.kind
+        self.cluster_centers_ = kind.wrap(result.centers.to(prepared.out_dtype))
+        self.labels_ = kind.wrap(result.labels)
+        self.inertia_ = float(result.inertia)
+        self.n_iter_ = int(result.n_iter)
+        self.history_ = result.history
+        self.n_features_in_ = int(prepared.source.n_features)
+        self._n_features_out = int(result.centers.shape[0])
+        names = prepared.checked.feature_names
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return self

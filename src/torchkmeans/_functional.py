@@ -4,6 +4,7 @@ with the estimator: check parameters and data once, build the source, call the c
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -11,11 +12,12 @@ import numpy as np
 import torch
 
 from . import _validation as v
+from ._checkpoint import Checkpoint, describe_init
 from ._core import FitResult, InitSpec, final_pass, fit
 from ._distance import PreparedCenters, pairwise, prepare_rows
 from ._init import kmeans_plusplus_
 from ._lloyd import Workspace
-from ._sources import TensorSource, default_chunk_size
+from ._sources import BatchSource, Source, TensorSource, default_chunk_size
 from .exceptions import ParameterError
 
 
@@ -61,8 +63,8 @@ def make_generator(random_state: object) -> torch.Generator:
 class Prepared:
     """Everything the boundary learned and built for one call."""
 
-    checked: v.CheckedData
-    source: TensorSource
+    checked: v.CheckedData | v.CheckedBatches
+    source: Source
     out_dtype: torch.dtype
     metric: str
 
@@ -78,12 +80,20 @@ def prepare(
     chunk_size: object,
     name: str = "X",
 ) -> Prepared:
-    """Check X and sample_weight and wrap them in a source on the compute device."""
+    """Check X and sample_weight and wrap them in a source on the compute device.
+
+    X is an array-like or tensor (memory-mapped numpy arrays are read chunk by chunk, never
+    copied whole), or a re-iterable source of batches such as a DataLoader.
+    """
     metric = v.check_metric(metric)
     dev = v.check_device(device)
     requested = v.check_dtype(dtype)
     if chunk_size is not None:
         chunk_size = v.check_int("chunk_size", chunk_size, 1)
+    if isinstance(X, v.CheckedBatches) or (
+        not isinstance(X, v.CheckedData) and v.is_batch_source(X)
+    ):
+        return _prepare_batches(X, sample_weight, n_clusters, metric, dev, requested, chunk_size)
     checked = X if isinstance(X, v.CheckedData) else v.check_array(X, name=name)
     t = checked.X
     if metric == "cosine":
@@ -93,7 +103,50 @@ def prepare(
     dev = dev or t.device
     w = v.check_sample_weight(sample_weight, t.shape[0], cdtype, dev)
     rows = chunk_size or default_chunk_size(t.shape[1], n_clusters)
-    source = TensorSource(t, w, device=dev, dtype=cdtype, chunk_size=int(rows))  # type: ignore[arg-type]
+    source = TensorSource(
+        t,
+        w,
+        device=dev,
+        dtype=cdtype,
+        chunk_size=int(rows),
+        out_of_core=checked.out_of_core,  # type: ignore[arg-type]
+    )
+    return Prepared(checked, source, out_dtype, metric)
+
+
+def _prepare_batches(
+    X: Any,
+    sample_weight: Any,
+    n_clusters: int,
+    metric: str,
+    dev: torch.device | None,
+    requested: torch.dtype | None,
+    chunk_size: object,
+) -> Prepared:
+    if sample_weight is not None:
+        raise ParameterError(
+            "sample_weight cannot be passed with a source of batches; yield (x, w) batches "
+            "with one weight per row instead."
+        )
+    checked = X if isinstance(X, v.CheckedBatches) else v.check_batches(X)
+    out_dtype = requested or (checked.dtype if checked.dtype.is_floating_point else torch.float32)
+    cdtype = v.compute_dtype(out_dtype)
+    dev = dev or (checked.kind.device if checked.kind.is_tensor else None) or torch.device("cpu")
+    rows = chunk_size or default_chunk_size(checked.n_features, n_clusters)
+    source = BatchSource(
+        checked.batches,
+        v.parse_batch,
+        n_samples=checked.n_samples,
+        n_features=checked.n_features,
+        weighted=checked.weighted,
+        storage_itemsize=checked.dtype.itemsize,
+        device=dev,
+        dtype=cdtype,
+        chunk_size=int(rows),  # type: ignore[call-overload]
+    )
+    if metric == "cosine":
+        for chunk in source.chunks():
+            v.check_nonzero_rows(chunk.x, "X")
     return Prepared(checked, source, out_dtype, metric)
 
 
@@ -105,7 +158,10 @@ def resolve_init(init: object, prepared: Prepared, n_clusters: int) -> InitSpec:
         return init
     if callable(init):
         user_init = init
-        x_user = prepared.checked.kind.wrap(prepared.checked.X)
+        checked = prepared.checked
+        x_user = (
+            checked.kind.wrap(checked.X) if isinstance(checked, v.CheckedData) else checked.batches
+        )
 
         def call(generator: torch.Generator) -> torch.Tensor:
             seed = int(torch.randint(0, np.iinfo(np.int32).max, (1,), generator=generator))
@@ -139,9 +195,13 @@ def run_fit(
     dtype: object,
     verbose: object,
     chunk_size: object,
+    init_size: object = None,
+    checkpoint: object = None,
 ) -> tuple[FitResult, Prepared]:
     """The whole fit boundary: every check, then one call into the core."""
     k = v.check_int("n_clusters", n_clusters, 1)
+    init_size_ = v.check_init_size(init_size)
+    checkpoint_path = v.check_checkpoint(checkpoint)
     max_iter_ = v.check_int("max_iter", max_iter, 1)
     tol_ = v.check_tol(tol)
     verbose_ = v.check_verbose(verbose)
@@ -157,8 +217,29 @@ def run_fit(
         dtype=dtype,
         chunk_size=chunk_size,
     )
-    v.check_n_clusters(k, prepared.source.n_samples)
+    source = prepared.source
+    v.check_n_clusters(k, source.n_samples)
     init_spec = resolve_init(init, prepared, k)
+    seed_rows = resolve_init_size(init_size_, source, k)
+    ckpt = None
+    if checkpoint_path is not None:
+        ckpt = Checkpoint(
+            checkpoint_path,
+            {
+                "n_clusters": k,
+                "init": describe_init(init),
+                "n_init": n_init_,
+                "max_iter": max_iter_,
+                "tol": tol_,
+                "metric": prepared.metric,
+                "random_state": random_state
+                if isinstance(random_state, int) and not isinstance(random_state, bool)
+                else type(random_state).__name__,
+                "dtype": str(prepared.out_dtype),
+                "device": source.device.type,
+                "init_size": seed_rows,
+            },
+        )
     result = fit(
         prepared.source,
         k,
@@ -170,8 +251,40 @@ def run_fit(
         generator=generator,
         out_dtype=prepared.out_dtype,
         verbose=verbose_,
+        init_size=seed_rows,
+        checkpoint=ckpt,
     )
     return result, prepared
+
+
+# Seeding on out-of-core data runs on a sample of about this many bytes (see resolve_init_size).
+INIT_SAMPLE_BYTES = 32 << 20
+INIT_SAMPLE_MAX_ROWS = 1 << 18
+
+
+def default_init_size(n_samples: int, n_features: int, n_clusters: int) -> int:
+    """Rows that k-means++ and random init use on memory-mapped arrays and loaders:
+    ``max(3 * n_clusters, min(2**18, 32 MB / (4 * n_features)))``, at most ``n_samples``."""
+    rows = min(INIT_SAMPLE_MAX_ROWS, INIT_SAMPLE_BYTES // (4 * max(n_features, 1)))
+    return min(n_samples, max(3 * n_clusters, rows))
+
+
+def resolve_init_size(init_size: int | None, source: Source, n_clusters: int) -> int | None:
+    """The rows seeding runs on; None means every row (in-memory data, no init_size given)."""
+    n = source.n_samples
+    if init_size is None:
+        if not source.out_of_core:
+            return None
+        return default_init_size(n, source.n_features, n_clusters)
+    if init_size < n_clusters:
+        warnings.warn(
+            f"init_size={init_size} should be larger than n_clusters={n_clusters}. Setting it "
+            f"to min(3 * n_clusters, n_samples).",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        init_size = 3 * n_clusters
+    return None if init_size >= n else init_size
 
 
 def kmeans(
@@ -189,6 +302,8 @@ def kmeans(
     dtype: Any = None,
     verbose: int = 0,
     chunk_size: int | None = None,
+    init_size: int | None = None,
+    checkpoint: Any = None,
 ) -> KMeansResult:
     """Cluster ``X`` into ``n_clusters`` groups with Lloyd's algorithm.
 
@@ -226,6 +341,8 @@ def kmeans(
         dtype=dtype,
         verbose=verbose,
         chunk_size=chunk_size,
+        init_size=init_size,
+        checkpoint=checkpoint,
     )
     kind = prepared.checked.kind
     return KMeansResult(
@@ -276,8 +393,11 @@ def kmeans_plusplus(
         from ._core import data_moments
 
         shift, _ = data_moments(prepared.source, "euclidean")
+    source = prepared.source
+    if isinstance(source, BatchSource):  # seeding needs random access: read the batches once
+        source = source.sample(torch.arange(source.n_samples))
     centers, indices = kmeans_plusplus_(
-        prepared.source,
+        source,
         k,
         generator,
         metric=prepared.metric,
@@ -288,9 +408,7 @@ def kmeans_plusplus(
     return kind.wrap(centers.to(prepared.out_dtype)), kind.wrap(indices)
 
 
-def assign_labels(
-    source: TensorSource, centers: torch.Tensor, metric: str
-) -> tuple[torch.Tensor, float]:
+def assign_labels(source: Source, centers: torch.Tensor, metric: str) -> tuple[torch.Tensor, float]:
     """Labels of every row and the weighted inertia against ``centers`` (predict, score)."""
     labels = torch.empty(source.n_samples, dtype=torch.long, device=source.device)
     workspace = Workspace(source.chunk_size, int(centers.shape[0]), source.dtype, source.device)
@@ -298,7 +416,7 @@ def assign_labels(
     return labels, float(stats.inertia.sum())
 
 
-def distances_to_centers(source: TensorSource, centers: torch.Tensor, metric: str) -> torch.Tensor:
+def distances_to_centers(source: Source, centers: torch.Tensor, metric: str) -> torch.Tensor:
     """Euclidean (not squared) distances of every row to every center, filled chunk by chunk.
 
     For cosine, the Euclidean distance between the unit-normalized row and the unit centers.

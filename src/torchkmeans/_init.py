@@ -115,7 +115,7 @@ def kmeans_plusplus_(
     # memory budget (64 MB + 10% of the data, with the three length-n vectors above); otherwise
     # the candidate pass is repeated.
     cache = None
-    data_bytes = n * source.n_features * source.X.element_size()
+    data_bytes = source.data_bytes
     cache_bytes = n * n_local_trials * source.dtype.itemsize
     if 24 * n + cache_bytes <= _CACHE_BUDGET + 0.10 * data_bytes:
         cache = torch.empty(n, n_local_trials, dtype=source.dtype, device=device)

@@ -20,7 +20,7 @@ from ._distance import (
     metric_distance,
     prepare_rows,
 )
-from ._sources import TensorSource
+from ._sources import Source
 
 
 def accumulation_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
@@ -80,10 +80,14 @@ class Bounds:
         self.valid = False
 
     @staticmethod
-    def affordable(source: TensorSource) -> bool:
+    def affordable(source: Source) -> bool:
+        """Bounds fit the memory contract: always within ``_BOUNDS_BYTES``; for data held in
+        memory, also when they are at most 5% of it. Out-of-core data (memory-mapped files,
+        loaders) gets no such allowance: its fit must stay within a fixed anonymous memory."""
         need = 8 * source.n_samples
-        data = source.n_samples * source.n_features * source.X.element_size()
-        return need <= _BOUNDS_BYTES or need <= 0.05 * data
+        if need <= _BOUNDS_BYTES:
+            return True
+        return not source.out_of_core and need <= 0.05 * source.data_bytes
 
     def moved(self, old: torch.Tensor, new: torch.Tensor) -> None:
         """Age the bounds by the largest center movement from ``old`` to ``new``."""
@@ -133,7 +137,7 @@ class Workspace:
 
 
 def accumulate(
-    source: TensorSource,
+    source: Source,
     pc: PreparedCenters,
     labels: torch.Tensor | None,
     workspace: Workspace,
@@ -218,16 +222,20 @@ def _assign_pruned(
 
 
 def _farthest_rows(
-    source: TensorSource, pc: PreparedCenters, workspace: Workspace, m: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The ``m`` rows of positive weight farthest from their nearest center.
+    source: Source, pc: PreparedCenters, workspace: Workspace, m: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``m`` rows of positive weight farthest from their nearest center, in one pass.
 
-    Returns ``(distances, indices, labels)`` sorted by decreasing distance, ties by index.
+    Returns ``(distances, indices, labels, prepared rows, weights)`` sorted by decreasing
+    distance, ties by index. The rows are collected during the pass, so sources without
+    random access (loaders) work too.
     """
     device = source.device
     best_d = torch.empty(0, dtype=torch.float64, device=device)
     best_i = torch.empty(0, dtype=torch.long, device=device)
     best_l = torch.empty(0, dtype=torch.long, device=device)
+    best_x = torch.empty(0, source.n_features, dtype=source.dtype, device=device)
+    best_w = torch.empty(0, dtype=source.dtype, device=device)
     for chunk in source.chunks():
         n = chunk.x.shape[0]
         xs = prepare_rows(chunk.x, pc.metric, pc.shift)
@@ -239,14 +247,18 @@ def _farthest_rows(
         d = torch.cat([best_d, dist[top]])
         i = torch.cat([best_i, top + chunk.start])
         lb = torch.cat([best_l, lab[top]])
+        x = torch.cat([best_x, xs[top]])
+        wt = torch.ones(top.shape[0], dtype=source.dtype, device=device)
+        w = torch.cat([best_w, wt if chunk.w is None else chunk.w[top].to(source.dtype)])
         order = torch.argsort(i, stable=True)
         order = order[torch.argsort(-d[order], stable=True)][:m]
         best_d, best_i, best_l = d[order], i[order], lb[order]
-    return best_d, best_i, best_l
+        best_x, best_w = x[order], w[order]
+    return best_d, best_i, best_l, best_x, best_w
 
 
 def relocate_empty_clusters(
-    stats: LloydStats, source: TensorSource, pc: PreparedCenters, workspace: Workspace
+    stats: LloydStats, source: Source, pc: PreparedCenters, workspace: Workspace
 ) -> int:
     """Move the rows farthest from their centers into the empty clusters (as scikit-learn does).
 
@@ -260,9 +272,11 @@ def relocate_empty_clusters(
     if n_empty == 0:
         return 0
     k = pc.n_clusters
-    dist, idx, lab = _farthest_rows(source, pc, workspace, min(source.n_samples, n_empty + k))
-    rows = prepare_rows(source.rows(idx), pc.metric, pc.shift).to(stats.sums.dtype)
-    weights = source.weights_at(idx).to(stats.sums.dtype)
+    dist, idx, lab, rows, weights = _farthest_rows(
+        source, pc, workspace, min(source.n_samples, n_empty + k)
+    )
+    rows = rows.to(stats.sums.dtype)
+    weights = weights.to(stats.sums.dtype)
     filled = 0
     for j in range(idx.numel()):
         if filled == n_empty or not bool(dist[j] > 0):

@@ -1,14 +1,21 @@
 """Data sources: the one interface through which the algorithm sees data.
 
 A source serves rows in chunks, already on the compute device and in the compute dtype, with
-their sample weights. The Lloyd loop, k-means++ and the prediction paths only iterate over
-chunks, so in-memory tensors and memory-mapped arrays run the same code. Prior validation of
+their sample weights. The Lloyd loop, the relocation of empty clusters and the prediction paths
+only iterate over chunks; seeding runs on :meth:`sample`, an in-memory source of a few rows. So
+in-memory tensors, memory-mapped arrays and data loaders run the same code. Prior validation of
 data is assumed.
+
+Two kinds of sources exist:
+
+- :class:`TensorSource`: a 2-D tensor (in memory, on a device, or a wrapped numpy memmap).
+- :class:`BatchSource`: a re-iterable source of batches (a ``torch.utils.data.DataLoader``);
+  each batch is a 2-D tensor or array, ``(x,)`` or ``(x, w)`` with per-row weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -55,12 +62,17 @@ class TensorSource:
         device: torch.device,
         dtype: torch.dtype,
         chunk_size: int,
+        out_of_core: bool = False,
     ) -> None:
+        self.stream_to_device = False
         if X.device != device and device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
-            if X.numel() * dtype.itemsize < free // 2:
+            if X.numel() * dtype.itemsize < free // 2 and not out_of_core:
                 X = X.to(device=device, dtype=dtype)
+            else:
+                self.stream_to_device = X.device.type == "cpu"
         self.X = X
+        self.out_of_core = out_of_core
         self.sample_weight = sample_weight
         self.device = device
         self.dtype = dtype
@@ -79,6 +91,9 @@ class TensorSource:
 
     def chunks(self) -> Iterator[Chunk]:
         """Yield every row once, in order, in chunks of at most ``chunk_size`` rows."""
+        if self.stream_to_device:
+            yield from self._streamed_chunks()
+            return
         w = self.sample_weight
         for start in range(0, self.n_samples, self.chunk_size):
             stop = min(start + self.chunk_size, self.n_samples)
@@ -88,12 +103,176 @@ class TensorSource:
                 None if w is None else w[start:stop],
             )
 
+    def _streamed_chunks(self) -> Iterator[Chunk]:
+        """Host data on a GPU: chunks are staged in two pinned host buffers and copied on a side
+        stream, so reading chunk ``i + 1`` (from RAM or a memory-mapped file) and its transfer
+        overlap the kernels queued for chunk ``i``."""
+        device, cs = self.device, self.chunk_size
+        copy_stream = torch.cuda.Stream(device)
+        compute = torch.cuda.current_stream(device)
+        pinned = [
+            torch.empty(cs, self.n_features, dtype=self.X.dtype, pin_memory=True) for _ in range(2)
+        ]
+        done: list[torch.cuda.Event | None] = [None, None]
+        w = self.sample_weight
+        for i, start in enumerate(range(0, self.n_samples, cs)):
+            stop = min(start + cs, self.n_samples)
+            m = stop - start
+            slot = i % 2
+            event = done[slot]
+            if event is not None:
+                event.synchronize()  # the copy that last read this pinned buffer has finished
+            host = pinned[slot][:m]
+            host.copy_(self.X[start:stop])
+            with torch.cuda.stream(copy_stream):
+                copy_stream.wait_stream(compute)
+                x = host.to(device, non_blocking=True)
+                finished = torch.cuda.Event()
+                finished.record(copy_stream)
+                done[slot] = finished
+            compute.wait_stream(copy_stream)
+            x.record_stream(compute)
+            if x.dtype != self.dtype:
+                x = x.to(self.dtype)
+            yield Chunk(start, x, None if w is None else w[start:stop])
+
     def rows(self, index: torch.Tensor) -> torch.Tensor:
         """Rows at ``index`` (a small 1-D index tensor), in the compute dtype on the device."""
         return self._convert(self.X[index.to(self.X.device)])
+
+    def sample(self, index: torch.Tensor) -> TensorSource:
+        """An in-memory source of the rows at ``index`` (sorted), with their weights."""
+        idx = index.to(self.X.device)
+        w = None if self.sample_weight is None else self.sample_weight[idx.to(self.device)]
+        return TensorSource(
+            self._convert(self.X[idx]),
+            w,
+            device=self.device,
+            dtype=self.dtype,
+            chunk_size=self.chunk_size,
+        )
+
+    @property
+    def data_bytes(self) -> int:
+        return self.n_samples * self.n_features * self.X.element_size()
 
     def weights_at(self, index: torch.Tensor) -> torch.Tensor:
         """Weights of the rows at ``index`` (ones when unweighted)."""
         if self.sample_weight is None:
             return torch.ones(index.shape[0], dtype=self.dtype, device=self.device)
         return self.sample_weight[index.to(self.sample_weight.device)].to(self.dtype)
+
+
+class BatchSource:
+    """Rows of a re-iterable source of batches, served in the order the source yields them.
+
+    ``parse`` turns one batch into ``(x, w)`` (``w`` None when the batch has no weights); the
+    boundary has checked one full pass of the source and recorded its row count. Batches larger
+    than ``chunk_size`` are split. A later pass that yields a different number of rows raises
+    :class:`DataError` (the source is not re-iterable in a stable way).
+    """
+
+    out_of_core = True
+    stream_to_device = False
+
+    def __init__(
+        self,
+        batches: Iterable[object],
+        parse: Callable[[object, int], tuple[torch.Tensor, torch.Tensor | None]],
+        *,
+        n_samples: int,
+        n_features: int,
+        weighted: bool,
+        storage_itemsize: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        chunk_size: int,
+    ) -> None:
+        self.batches = batches
+        self.parse = parse
+        self.n_samples = int(n_samples)
+        self.n_features = int(n_features)
+        self._weighted = weighted
+        self._itemsize = storage_itemsize
+        self.device = device
+        self.dtype = dtype
+        self.chunk_size = int(chunk_size)
+
+    @property
+    def weighted(self) -> bool:
+        return self._weighted
+
+    @property
+    def sample_weight(self) -> None:
+        return None  # weights travel with the batches
+
+    @property
+    def data_bytes(self) -> int:
+        return self.n_samples * self.n_features * self._itemsize
+
+    def chunks(self) -> Iterator[Chunk]:
+        from .exceptions import DataError
+
+        start = 0
+        for batch in self.batches:
+            x, w = self.parse(batch, start)
+            x = x.to(device=self.device, dtype=self.dtype, non_blocking=True)
+            if w is not None:
+                w = w.to(device=self.device, dtype=self.dtype, non_blocking=True)
+            for s in range(0, x.shape[0], self.chunk_size):
+                part = x[s : s + self.chunk_size]
+                yield Chunk(start + s, part, None if w is None else w[s : s + self.chunk_size])
+            start += int(x.shape[0])
+            if start > self.n_samples:
+                break
+        if start != self.n_samples:
+            raise DataError(
+                f"The batch source yielded {start} rows in this pass but {self.n_samples} in the "
+                "first one. Pass a source that yields the same rows in the same order on every "
+                "pass (for a DataLoader: shuffle=False, drop_last=False)."
+            )
+
+    def sample(self, index: torch.Tensor) -> TensorSource:
+        """An in-memory source of the rows at ``index`` (sorted), gathered in one pass."""
+        index = index.to(self.device)
+        xs: list[torch.Tensor] = []
+        ws: list[torch.Tensor] = []
+        pos = 0
+        for chunk in self.chunks():
+            m = chunk.x.shape[0]
+            stop = int(torch.searchsorted(index, chunk.start + m))
+            if stop > pos:
+                local = index[pos:stop] - chunk.start
+                xs.append(chunk.x.index_select(0, local).clone())
+                if chunk.w is not None:
+                    ws.append(chunk.w.index_select(0, local))
+                pos = stop
+        x = torch.cat(xs)
+        return TensorSource(
+            x,
+            torch.cat(ws) if self._weighted else None,
+            device=self.device,
+            dtype=self.dtype,
+            chunk_size=self.chunk_size,
+        )
+
+
+Source = TensorSource | BatchSource
+
+
+def sample_indices(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """``size`` distinct row indices in ``[0, n)``, drawn uniformly, sorted (CPU, int64).
+
+    Memory is O(size), not O(n): indices are drawn with replacement and duplicates redrawn.
+    """
+    if size >= n:
+        return torch.arange(n)
+    chosen = torch.empty(0, dtype=torch.long)
+    while chosen.numel() < size:
+        need = size - chosen.numel()
+        draw = torch.randint(0, n, (need + need // 8 + 16,), generator=generator)
+        chosen = torch.unique(torch.cat([chosen, draw]))
+    if chosen.numel() > size:
+        keep = torch.randperm(chosen.numel(), generator=generator)[:size]
+        chosen = torch.sort(chosen[keep]).values
+    return chosen

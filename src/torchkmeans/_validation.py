@@ -59,6 +59,29 @@ class CheckedData:
     kind: OutputKind
     feature_names: np.ndarray | None
     original: Any
+    out_of_core: bool = False
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X.shape[1])
+
+
+@dataclass
+class CheckedBatches:
+    """A re-iterable source of batches whose first full pass was checked."""
+
+    batches: Any
+    n_samples: int
+    n_features: int
+    dtype: torch.dtype
+    weighted: bool
+    kind: OutputKind
+    feature_names: None = None
+    out_of_core: bool = True
+
+    @property
+    def original(self) -> Any:
+        return self.batches
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,6 +298,145 @@ def _to_tensor(arr: np.ndarray, name: str) -> torch.Tensor:
         return torch.from_numpy(arr)
 
 
+def _is_memory_mapped(arr: np.ndarray) -> bool:
+    """Whether the array's memory is a mapped file (np.memmap or a view of one)."""
+    import mmap
+
+    base: Any = arr
+    for _ in range(32):
+        if isinstance(base, (np.memmap, mmap.mmap)):
+            return True
+        base = getattr(base, "base", None)
+        if base is None:
+            return False
+    return False
+
+
+def is_batch_source(X: Any) -> bool:
+    """A DataLoader or another iterable of batches (not an array-like, list or DataFrame)."""
+    if isinstance(X, (np.ndarray, torch.Tensor, list, tuple, str, bytes, dict)):
+        return False
+    if hasattr(X, "__array__") or hasattr(X, "iloc") or _is_sparse(X):
+        return False
+    return hasattr(X, "__iter__")
+
+
+_BATCH_HELP = (
+    "Expected each batch to be a 2-D tensor or array, a 1-tuple (x,) as TensorDataset yields, "
+    "or (x, w) with one sample weight per row."
+)
+
+
+def parse_batch(batch: Any, start: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One batch as ``(x, w)`` tensors (``w`` None without weights); shape checks only."""
+    w: Any = None
+    if isinstance(batch, (tuple, list)) and not (batch and isinstance(batch[0], numbers.Number)):
+        if len(batch) == 1:
+            (x,) = batch
+        elif len(batch) == 2:
+            x, w = batch
+        else:
+            raise DataError(
+                f"The batch starting at row {start} is a sequence of {len(batch)} items. "
+                + _BATCH_HELP
+            )
+    else:
+        x = batch
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    elif isinstance(x, np.ndarray) or hasattr(x, "__array__"):
+        t = _to_tensor(np.asarray(x), "batch")
+    else:
+        raise DataError(
+            f"The batch starting at row {start} holds a {type(x).__name__}. " + _BATCH_HELP
+        )
+    if t.is_complex():
+        raise UnsupportedInputError(f"The batch starting at row {start} is complex. " + _BATCH_HELP)
+    if t.dtype not in _FLOAT_DTYPES and t.is_floating_point():
+        t = t.to(torch.float32)
+    if t.dim() != 2:
+        raise DataError(
+            f"The batch starting at row {start} has shape {tuple(t.shape)}. " + _BATCH_HELP
+        )
+    wt = None
+    if w is not None:
+        wt = w.detach() if isinstance(w, torch.Tensor) else torch.as_tensor(np.asarray(w))
+        if wt.dim() == 2 and wt.shape[1] == 1:
+            wt = wt[:, 0]
+        if wt.dim() != 1 or wt.shape[0] != t.shape[0]:
+            raise DataError(
+                f"The batch starting at row {start} has {t.shape[0]} rows but weights of shape "
+                f"{tuple(wt.shape)}; expected one weight per row."
+            )
+    return t, wt
+
+
+def check_batches(X: Any, *, name: str = "X") -> CheckedBatches:
+    """Check a source of batches with one full pass: shapes, dtypes, finiteness, weights."""
+    if iter(X) is X:
+        raise DataError(
+            f"{name} is a one-shot iterator ({type(X).__name__}); k-means reads the data once "
+            "per iteration. Pass a re-iterable source such as a torch.utils.data.DataLoader, or "
+            "a list of the batches."
+        )
+    n = 0
+    d: int | None = None
+    dtype: torch.dtype | None = None
+    weighted: bool | None = None
+    kind: OutputKind | None = None
+    positive = False
+    for batch in X:
+        x, w = parse_batch(batch, n)
+        if d is None:
+            d, dtype, weighted = int(x.shape[1]), x.dtype, w is not None
+            kind = (
+                OutputKind(True, x.device)
+                if isinstance(x, torch.Tensor)
+                and isinstance(
+                    batch if not isinstance(batch, (tuple, list)) else batch[0], torch.Tensor
+                )
+                else OutputKind(False)
+            )
+        if x.shape[1] != d:
+            raise DataError(
+                f"The batch starting at row {n} of {name} has {x.shape[1]} features, the first "
+                f"batch had {d}. Every batch must have the same columns."
+            )
+        if (w is not None) != weighted:
+            raise DataError(
+                f"The batch starting at row {n} of {name} "
+                + ("has no weights" if weighted else "has weights")
+                + " but the first batch "
+                + ("had." if weighted else "had none.")
+                + " Either every batch is (x, w) or none is."
+            )
+        if x.shape[0]:
+            if x.is_floating_point():
+                try:
+                    _check_finite(x, name)
+                except DataError as exc:
+                    raise DataError(f"In the batch starting at row {n}: {exc}") from None
+            if w is not None:
+                wt = w.to(torch.float64)
+                if not bool(torch.isfinite(wt).all()) or bool((wt < 0).any()):
+                    raise DataError(
+                        f"The batch starting at row {n} of {name} has negative, NaN or infinite "
+                        "sample weights; expected finite weights >= 0."
+                    )
+                positive = positive or bool((wt > 0).any())
+        n += int(x.shape[0])
+    if d is None or n == 0:
+        raise DataError(f"{name} yielded no rows; expected at least one batch with rows.")
+    if d == 0:
+        raise DataError(f"The batches of {name} have 0 features; expected at least one column.")
+    if weighted and not positive:
+        raise DataError(
+            "sample weights are zero for every row of the batches; expected a positive weight."
+        )
+    assert dtype is not None and kind is not None and weighted is not None
+    return CheckedBatches(X, n, d, dtype, weighted, kind)
+
+
 def check_array(X: Any, *, name: str = "X", allow_1d: bool = False) -> CheckedData:
     """Validate ``X`` and wrap it as a tensor without copying float32/float64 data.
 
@@ -308,9 +470,12 @@ def check_array(X: Any, *, name: str = "X", allow_1d: bool = False) -> CheckedDa
         ):
             t = t.to(torch.float32)
         kind = OutputKind(True, X.device)
+        mapped = False
     else:
         arr = _numpy_from_any(X, name)
+        mapped = _is_memory_mapped(arr)
         t = _to_tensor(arr, name)
+        mapped = mapped and t.data_ptr() == arr.__array_interface__["data"][0]
         kind = OutputKind(False)
     if t.dim() == 1 and allow_1d:
         t = t.unsqueeze(1)
@@ -338,7 +503,7 @@ def check_array(X: Any, *, name: str = "X", allow_1d: bool = False) -> CheckedDa
         )
     if t.is_floating_point():
         _check_finite(t, name)
-    return CheckedData(X=t, kind=kind, feature_names=names, original=X)
+    return CheckedData(X=t, kind=kind, feature_names=names, original=X, out_of_core=mapped)
 
 
 def _check_finite(t: torch.Tensor, name: str) -> None:
@@ -386,10 +551,10 @@ def check_nonzero_rows(t: torch.Tensor, name: str = "X") -> None:
 
 
 def check_n_features(
-    checked: CheckedData, n_features: int, names: np.ndarray | None, who: str
+    checked: CheckedData | CheckedBatches, n_features: int, names: np.ndarray | None, who: str
 ) -> None:
     """Check the feature count and names of data passed after fit."""
-    d = checked.X.shape[1]
+    d = checked.n_features
     if d != n_features:
         raise DataError(
             f"X has {d} features, but {who} is expecting {n_features} features as input "
@@ -491,3 +656,32 @@ def check_centers(
             f"({n_clusters}, {n_features}). Pass one row per cluster with as many columns as X."
         )
     return c
+
+
+def check_init_size(init_size: object) -> int | None:
+    if init_size is None:
+        return None
+    return check_int("init_size", init_size, 1)
+
+
+def check_checkpoint(checkpoint: object) -> Any:
+    """None, or a path whose folder exists (the file itself may not exist yet)."""
+    import os
+    from pathlib import Path
+
+    if checkpoint is None:
+        return None
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise ParameterError(
+            f"checkpoint must be None or a file path, got {type(checkpoint).__name__}."
+        )
+    path = Path(checkpoint)
+    if path.is_dir():
+        raise ParameterError(f"checkpoint={str(path)!r} is a folder; expected a file path.")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ParameterError(
+            f"checkpoint={str(path)!r}: the folder {str(folder)!r} does not exist. Create it "
+            "first or pass another path."
+        )
+    return path

@@ -9,7 +9,8 @@ already catch, so ``except ValueError`` keeps working::
         │   └── UnsupportedInputError (TypeError)  sparse, complex, strings, unknown containers
         ├── ParameterError (ValueError, TypeError)  a bad constructor / function argument
         ├── NotFittedError (sklearn NotFittedError: ValueError, AttributeError)
-        └── ModelFileError (ValueError)         a model file that cannot be loaded safely
+        ├── ModelFileError (ValueError)         a model file that cannot be loaded safely
+        └── CheckpointError (ValueError)        a checkpoint of another fit, or unreadable
 
     UserWarning
     └── sklearn.exceptions.ConvergenceWarning
@@ -22,6 +23,7 @@ from sklearn.exceptions import ConvergenceWarning as _SkConvergenceWarning
 from sklearn.exceptions import NotFittedError as _SkNotFittedError
 
 __all__ = [
+    "CheckpointError",
     "ConvergenceWarning",
     "DataError",
     "ModelFileError",
@@ -54,6 +56,11 @@ class NotFittedError(TorchKMeansError, _SkNotFittedError):
 
 class ModelFileError(TorchKMeansError, ValueError):
     """A model file is missing, truncated, corrupt, foreign or of another format version."""
+
+
+class CheckpointError(TorchKMeansError, ValueError):
+    """A checkpoint file that belongs to another fit (other data or parameters), or that
+    cannot be read. It is never silently used or overwritten."""
 
 
 class ConvergenceWarning(_SkConvergenceWarning):

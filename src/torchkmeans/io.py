@@ -75,6 +75,8 @@ def _json_param(name: str, value: Any) -> Any:
         return str(value)
     if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
         return np.dtype(value).name
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if name == "init":
         return "array" if not callable(value) else "callable"
     if name == "random_state":
@@ -91,7 +93,9 @@ def save_model(estimator: Any, path: str | os.PathLike[str]) -> None:
     from . import __version__
 
     centers = torch.as_tensor(estimator.cluster_centers_).detach().cpu().contiguous()
-    labels = torch.as_tensor(estimator.labels_).detach().cpu().to(torch.int64).contiguous()
+    labels = None
+    if hasattr(estimator, "labels_"):
+        labels = torch.as_tensor(estimator.labels_).detach().cpu().to(torch.int64).contiguous()
     params = {k: _json_param(k, v) for k, v in estimator.get_params(deep=False).items()}
     names = getattr(estimator, "feature_names_in_", None)
     meta = {
@@ -106,11 +110,21 @@ def save_model(estimator: Any, path: str | os.PathLike[str]) -> None:
         "n_clusters": int(centers.shape[0]),
         "n_features_in": int(estimator.n_features_in_),
         "feature_names_in": None if names is None else [str(n) for n in np.asarray(names)],
-        "inertia": float(estimator.inertia_),
-        "n_iter": int(estimator.n_iter_),
+        "inertia": float(estimator.inertia_) if hasattr(estimator, "inertia_") else None,
+        "n_iter": int(estimator.n_iter_) if hasattr(estimator, "n_iter_") else None,
         "history": getattr(estimator, "history_", []),
     }
-    tensors = {"cluster_centers": centers, "labels": labels}
+    tensors = {"cluster_centers": centers}
+    if labels is not None:
+        tensors["labels"] = labels
+    # mini-batch state, so that partial_fit can continue after load
+    if hasattr(estimator, "n_steps_"):
+        meta["n_steps"] = int(estimator.n_steps_)
+        meta["since_reassign"] = int(getattr(estimator, "_since_reassign", 0))
+    if hasattr(estimator, "_state_counts"):
+        tensors["counts"] = torch.as_tensor(estimator._state_counts).detach().cpu().contiguous()
+    if hasattr(estimator, "_rng_state"):
+        tensors["rng_state"] = estimator._rng_state.detach().cpu().contiguous()
     init = estimator.get_params(deep=False).get("init")
     if params.get("init") == "array":
         tensors["init"] = torch.as_tensor(
@@ -219,7 +233,7 @@ def load_model(cls: type, path: str | os.PathLike[str], device: Any = None) -> A
     try:
         tensors = load_file(str(p))
         centers = tensors["cluster_centers"]
-        labels = tensors["labels"]
+        labels = tensors.get("labels")
     except (SafetensorError, KeyError, OSError, RuntimeError) as exc:
         raise ModelFileError(f"{p}: corrupt model file ({exc}).") from None
     k, d = int(meta["n_clusters"]), int(meta["n_features_in"])
@@ -236,14 +250,25 @@ def load_model(cls: type, path: str | os.PathLike[str], device: Any = None) -> A
     if meta.get("container") == "torch" or device is not None:
         dev = torch.device(device) if device is not None else torch.device("cpu")
         est.cluster_centers_ = centers.to(dev)
-        est.labels_ = labels.to(dev)
+        if labels is not None:
+            est.labels_ = labels.to(dev)
     else:
         est.cluster_centers_ = (
             centers.numpy() if centers.dtype != torch.bfloat16 else centers.float().numpy()
         )
-        est.labels_ = labels.numpy()
-    est.inertia_ = float(meta["inertia"])
-    est.n_iter_ = int(meta["n_iter"])
+        if labels is not None:
+            est.labels_ = labels.numpy()
+    if meta.get("inertia") is not None:
+        est.inertia_ = float(meta["inertia"])
+    if meta.get("n_iter") is not None:
+        est.n_iter_ = int(meta["n_iter"])
+    if "n_steps" in meta:
+        est.n_steps_ = int(meta["n_steps"])
+        est._since_reassign = int(meta.get("since_reassign", 0))
+    if "counts" in tensors:
+        est._state_counts = tensors["counts"].to(torch.float64)
+    if "rng_state" in tensors:
+        est._rng_state = tensors["rng_state"]
     est.history_ = list(meta.get("history") or [])
     est.n_features_in_ = d
     est._n_features_out = k

@@ -1,0 +1,500 @@
+"""Mini-batch k-means (Sculley 2010) with scikit-learn's semantics, on any source.
+
+The algorithm follows :class:`sklearn.cluster.MiniBatchKMeans`: each step assigns a mini-batch
+to the nearest centers and moves every center that received rows to the weighted mean of its
+past and new rows (a per-center learning rate of ``batch weight / total weight seen``); centers
+absent from a batch do not move, so no center becomes NaN or zero. Every ``10 * n_clusters``
+rows, or whenever a center has seen no weight, centers whose accumulated weight is below
+``reassignment_ratio`` times the largest are moved to random rows of the batch. A fit stops
+after ``max_iter`` passes' worth of steps, when the smoothed batch inertia has not improved for
+``max_no_improvement`` steps, or when the squared center change of a step is below ``tol``
+(relative to the mean feature variance). Prior validation of data is assumed below the
+estimator.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from . import _validation as v
+from ._core import data_moments, init_centers
+from ._distance import PreparedCenters, prepare_rows
+from ._estimator import _KMeansBase
+from ._functional import Prepared, assign_labels, make_generator, prepare, resolve_init
+from ._lloyd import Workspace, accumulate
+from ._sources import BatchSource, Source, TensorSource, sample_indices
+
+
+@dataclass
+class MiniBatchState:
+    """Centers, the weight each has absorbed, and the counters of the reassignment rule."""
+
+    centers: torch.Tensor
+    counts: torch.Tensor  # float64 (K,)
+    since_reassign: int = 0
+    n_steps: int = 0
+    ewa_inertia: float | None = None
+    ewa_inertia_min: float | None = None
+    no_improvement: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def minibatch_step(
+    batch: TensorSource,
+    state: MiniBatchState,
+    generator: torch.Generator,
+    *,
+    metric: str,
+    reassign: bool,
+    reassignment_ratio: float,
+    workspace: Workspace,
+) -> tuple[float, torch.Tensor]:
+    """One mini-batch update of ``state`` in place. Returns (batch inertia, old centers)."""
+    old = state.centers
+    pc = PreparedCenters(old, metric, None)
+    stats = accumulate(batch, pc, None, workspace)
+    acc = stats.sums.dtype
+    bw = stats.weights
+    sums = stats.sums
+    if pc.shift is not None:  # sums are of rows shifted by pc.shift
+        sums = sums + bw[:, None] * pc.shift.to(acc)
+    counts = state.counts.to(acc)
+    hit = bw > 0
+    total = counts + bw
+    moved = (old.to(acc) * counts[:, None] + sums) / torch.where(hit, total, 1.0)[:, None]
+    if metric == "cosine":
+        norms = torch.linalg.vector_norm(moved, dim=1, keepdim=True)
+        hit = hit & (norms[:, 0] > 0)
+        moved = moved / torch.where(norms > 0, norms, 1.0)
+    new = torch.where(hit[:, None], moved.to(old.dtype), old)
+    counts = torch.where(bw > 0, total, counts)
+    if reassign and reassignment_ratio > 0:
+        new, counts = _reassign(batch, new, counts, generator, reassignment_ratio, metric)
+    state.centers = new
+    state.counts = counts.to(torch.float64)
+    return float(stats.inertia.sum()), old
+
+
+def _reassign(
+    batch: TensorSource,
+    centers: torch.Tensor,
+    counts: torch.Tensor,
+    generator: torch.Generator,
+    ratio: float,
+    metric: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move centers that absorbed little weight to random rows of the batch (by weight)."""
+    m = batch.n_samples
+    low = counts < ratio * counts.max()
+    if int(low.sum()) > 0.5 * m:
+        keep = torch.argsort(counts, stable=True)[int(0.5 * m) :]
+        low[keep] = False
+    n_low = int(low.sum())
+    if n_low == 0:
+        return centers, counts
+    w = batch.weights_at(torch.arange(m, device=batch.device)).to(torch.float64).cpu()
+    n_pick = min(n_low, int((w > 0).sum()))
+    if n_pick == 0:
+        return centers, counts
+    picks = torch.multinomial(w, n_pick, replacement=False, generator=generator)
+    targets = low.nonzero().flatten()[:n_pick]
+    rows = prepare_rows(batch.rows(picks.to(batch.device)), metric, None)
+    centers = centers.clone()
+    centers[targets] = rows.to(centers.dtype)
+    counts = counts.clone()
+    # reset the counts of reassigned centers, but not so low that they are reassigned at once
+    if bool((~low).any()):
+        counts[targets] = counts[~low].min()
+    return centers, counts
+
+
+def _batches(source: Source, batch_size: int, generator: torch.Generator):
+    """Endless mini-batches: random rows (with replacement, as scikit-learn draws them) from
+    sources with random access, consecutive slices of the stream from sources of batches."""
+    if isinstance(source, TensorSource):
+        n = source.n_samples
+        while True:
+            idx = torch.randint(0, n, (batch_size,), generator=generator)
+            yield source.sample(torch.sort(idx).values)
+    else:
+        while True:
+            yield from _rechunk(source, batch_size)
+
+
+def _rechunk(source: BatchSource, batch_size: int):
+    view = BatchSource(
+        source.batches,
+        source.parse,
+        n_samples=source.n_samples,
+        n_features=source.n_features,
+        weighted=source.weighted,
+        storage_itemsize=source.data_bytes // max(1, source.n_samples * source.n_features),
+        device=source.device,
+        dtype=source.dtype,
+        chunk_size=batch_size,
+    )
+    for chunk in view.chunks():
+        yield TensorSource(
+            chunk.x,
+            chunk.w,
+            device=source.device,
+            dtype=source.dtype,
+            chunk_size=source.chunk_size,
+        )
+
+
+class MiniBatchKMeans(_KMeansBase):
+    """Mini-batch k-means, a drop-in for :class:`sklearn.cluster.MiniBatchKMeans`.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+    init : {"k-means++", "random"}, array or callable, default="k-means++"
+        As for :class:`KMeans`; seeding runs on ``init_size`` rows.
+    max_iter : int, default=100
+        Passes over the data (in steps of ``batch_size`` rows) before stopping.
+    batch_size : int, default=1024
+        Rows per mini-batch.
+    verbose : int, default=0
+    compute_labels : bool, default=True
+        Compute ``labels_`` and ``inertia_`` with a full assignment pass after the fit.
+    random_state : int, RandomState, Generator, torch.Generator or None, default=None
+    tol : float, default=0.0
+        Stop when the squared change of the centers in one step is at most ``tol`` times the
+        mean feature variance (0 disables it).
+    max_no_improvement : int or None, default=10
+        Stop after this many steps without improvement of the smoothed batch inertia.
+    init_size : int or None, default=None
+        Rows used for seeding and for choosing among ``n_init`` seedings:
+        ``3 * batch_size`` (at least ``3 * n_clusters``, at most n_samples).
+    n_init : "auto" or int, default="auto"
+        Seedings tried (the best on a validation sample of ``init_size`` rows is kept):
+        "auto" is 1 for k-means++ and arrays, 3 for random and callables.
+    reassignment_ratio : float, default=0.01
+        Centers with less than this fraction of the largest accumulated weight are moved to
+        random rows of the batch (every ``10 * n_clusters`` rows).
+    metric : {"euclidean", "cosine"}, default="euclidean"
+    device, dtype, chunk_size :
+        As for :class:`KMeans`.
+
+    Data may be any container :class:`KMeans` accepts, including memory-mapped arrays (random
+    rows are read per step) and re-iterable sources of batches such as a DataLoader (each batch,
+    split at ``batch_size`` rows, is one mini-batch, in the order the source yields them).
+
+    Attributes
+    ----------
+    cluster_centers_, labels_, inertia_, n_iter_, n_steps_, n_features_in_, feature_names_in_
+        As in scikit-learn. ``n_iter_`` counts passes over the data, ``n_steps_`` mini-batches.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: Any = "k-means++",
+        max_iter: int = 100,
+        batch_size: int = 1024,
+        verbose: int = 0,
+        compute_labels: bool = True,
+        random_state: Any = None,
+        tol: float = 0.0,
+        max_no_improvement: int | None = 10,
+        init_size: int | None = None,
+        n_init: int | str = "auto",
+        reassignment_ratio: float = 0.01,
+        metric: str = "euclidean",
+        device: Any = None,
+        dtype: Any = None,
+        chunk_size: int | None = None,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.verbose = verbose
+        self.compute_labels = compute_labels
+        self.random_state = random_state
+        self.tol = tol
+        self.max_no_improvement = max_no_improvement
+        self.init_size = init_size
+        self.n_init = n_init
+        self.reassignment_ratio = reassignment_ratio
+        self.metric = metric
+        self.device = device
+        self.dtype = dtype
+        self.chunk_size = chunk_size
+
+    # ------------------------------------------------------------------------- parameters
+
+    def _check_params(self) -> dict[str, Any]:
+        p: dict[str, Any] = {
+            "k": v.check_int("n_clusters", self.n_clusters, 1),
+            "max_iter": v.check_int("max_iter", self.max_iter, 1),
+            "batch_size": v.check_int("batch_size", self.batch_size, 1),
+            "tol": v.check_tol(self.tol),
+            "verbose": v.check_verbose(self.verbose),
+        }
+        if self.max_no_improvement is not None:
+            v.check_int("max_no_improvement", self.max_no_improvement, 0)
+        v.check_init_size(self.init_size)
+        if not isinstance(self.compute_labels, (bool, int)):
+            raise v.ParameterError(
+                f"compute_labels must be True or False, got {self.compute_labels!r}."
+            )
+        r = self.reassignment_ratio
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not (r >= 0):
+            raise v.ParameterError(f"reassignment_ratio must be a number >= 0, got {r!r}.")
+        v.check_init(self.init)
+        if isinstance(self.n_init, str) and self.n_init == "auto":
+            is_kpp = isinstance(self.init, str) and self.init == "k-means++"
+            p["n_init"] = (
+                1 if is_kpp or not (callable(self.init) or isinstance(self.init, str)) else 3
+            )
+        else:
+            p["n_init"] = v.resolve_n_init(self.n_init, self.init)
+        return p
+
+    def _init_size(self, n: int, k: int) -> int:
+        size = self.init_size
+        if size is None:
+            size = 3 * int(self.batch_size)
+            if size < k:
+                size = 3 * k
+        elif size < k:
+            warnings.warn(
+                f"init_size={size} should be larger than n_clusters={k}. Setting it to "
+                f"min(3*n_clusters, n_samples)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            size = 3 * k
+        return min(int(size), n)
+
+    def _prepare_fit(self, X: Any, sample_weight: Any, k: int) -> Prepared:
+        return prepare(
+            X,
+            sample_weight,
+            n_clusters=k,
+            metric=self.metric,
+            device=self.device,
+            dtype=self.dtype,
+            chunk_size=self.chunk_size,
+        )
+
+    def _seed(
+        self,
+        prepared: Prepared,
+        k: int,
+        n_init: int,
+        generator: torch.Generator,
+        mean: torch.Tensor,
+    ) -> torch.Tensor:
+        """Best of ``n_init`` seedings, judged on a validation sample of ``init_size`` rows."""
+        source = prepared.source
+        init = resolve_init(self.init, prepared, k)
+        size = self._init_size(source.n_samples, k)
+        shift = mean if prepared.metric == "euclidean" else None
+        valid = source.sample(sample_indices(source.n_samples, size, generator))
+        best, best_inertia = None, math.inf
+        for _ in range(n_init):
+            centers = init_centers(
+                source,
+                k,
+                init,
+                generator,
+                metric=prepared.metric,
+                shift=shift,
+                init_size=size if size < source.n_samples else None,
+            )
+            _, inertia = assign_labels(valid, centers, prepared.metric)
+            if best is None or inertia < best_inertia:
+                best, best_inertia = centers, inertia
+        assert best is not None
+        return best
+
+    # ------------------------------------------------------------------------------- fit
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MiniBatchKMeans:
+        """Compute the centers with mini-batch steps over X (any container KMeans accepts)."""
+        p = self._check_params()
+        k = p["k"]
+        generator = make_generator(self.random_state)
+        prepared = self._prepare_fit(X, sample_weight, k)
+        source = prepared.source
+        n = source.n_samples
+        v.check_n_clusters(k, n)
+        mean, variance = data_moments(source, prepared.metric)
+        centers = self._seed(prepared, k, p["n_init"], generator, mean)
+        tol = p["tol"] * variance
+        state = MiniBatchState(centers, torch.zeros(k, dtype=torch.float64, device=source.device))
+        batch_size = min(p["batch_size"], n)
+        workspace = Workspace(source.chunk_size, k, source.dtype, source.device)
+        n_steps = (p["max_iter"] * n) // batch_size
+        progress = None
+        if p["verbose"]:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=n_steps, desc="mini-batch k-means", leave=False)
+        step = 0
+        try:
+            for step, batch in zip(range(n_steps), _batches(source, batch_size, generator)):
+                reassign = self._random_reassign(state, batch.n_samples, k)
+                inertia, old = minibatch_step(
+                    batch,
+                    state,
+                    generator,
+                    metric=prepared.metric,
+                    reassign=reassign,
+                    reassignment_ratio=float(self.reassignment_ratio),
+                    workspace=workspace,
+                )
+                shift = 0.0
+                if tol > 0.0:
+                    shift = float(((state.centers - old).to(torch.float64) ** 2).sum())
+                if progress is not None:
+                    progress.update(1)
+                if self._converged(state, step, n, batch.n_samples, shift, tol, inertia):
+                    break
+        finally:
+            if progress is not None:
+                progress.close()
+        self.n_steps_ = step + 1 if n_steps else 0
+        self.n_iter_ = int(math.ceil(self.n_steps_ * batch_size / n))
+        self._rng_state = generator.get_state()
+        self._since_reassign = state.since_reassign
+        self._finish(prepared, state, X_is_training=True)
+        return self
+
+    def _random_reassign(self, state: MiniBatchState, rows: int, k: int) -> bool:
+        state.since_reassign += rows
+        if bool((state.counts == 0).any()) or state.since_reassign >= 10 * k:
+            state.since_reassign = 0
+            return True
+        return False
+
+    def _converged(
+        self,
+        state: MiniBatchState,
+        step: int,
+        n: int,
+        batch_rows: int,
+        shift: float,
+        tol: float,
+        inertia: float,
+    ) -> bool:
+        """scikit-learn's early stopping: tol on the center change, or no improvement of the
+        exponentially weighted average of the per-row batch inertia."""
+        inertia /= batch_rows
+        if step == 0:  # the first step's inertia is from the seeding
+            return False
+        if state.ewa_inertia is None:
+            state.ewa_inertia = inertia
+        else:
+            alpha = min(1.0, batch_rows * 2.0 / (n + 1))
+            state.ewa_inertia = state.ewa_inertia * (1 - alpha) + inertia * alpha
+        if tol > 0.0 and shift <= tol:
+            return True
+        if state.ewa_inertia_min is None or state.ewa_inertia < state.ewa_inertia_min:
+            state.no_improvement = 0
+            state.ewa_inertia_min = state.ewa_inertia
+        else:
+            state.no_improvement += 1
+        mni = self.max_no_improvement
+        return mni is not None and state.no_improvement >= mni
+
+    def _finish(self, prepared: Prepared, state: MiniBatchState, X_is_training: bool) -> None:
+        kind = prepared.checked.kind
+        source = prepared.source
+        self._state_counts = state.counts.cpu()
+        self.cluster_centers_ = kind.wrap(state.centers.to(prepared.out_dtype))
+        self.n_features_in_ = int(source.n_features)
+        self._n_features_out = int(state.centers.shape[0])
+        names = prepared.checked.feature_names
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        if self.compute_labels:
+            centers = state.centers.to(prepared.out_dtype).to(source.dtype)
+            labels, inertia = assign_labels(source, centers, prepared.metric)
+            self.labels_ = kind.wrap(labels)
+            self.inertia_ = float(inertia)
+        elif X_is_training and state.ewa_inertia is not None:
+            self.inertia_ = float(state.ewa_inertia * source.n_samples)
+
+    # ------------------------------------------------------------------------ partial_fit
+
+    def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MiniBatchKMeans:
+        """Update the centers with one mini-batch step on X (the first call also seeds)."""
+        p = self._check_params()
+        k = p["k"]
+        first = not hasattr(self, "cluster_centers_")
+        if first:
+            generator = make_generator(self.random_state)
+            prepared = self._prepare_fit(X, sample_weight, k)
+            v.check_n_clusters(k, prepared.source.n_samples)
+            mean, _ = data_moments(prepared.source, prepared.metric)
+            centers = self._seed(prepared, k, p["n_init"], generator, mean)
+            state = MiniBatchState(
+                centers, torch.zeros(k, dtype=torch.float64, device=prepared.source.device)
+            )
+            self.n_steps_ = 0
+        else:
+            checked = v.check_batches(X) if v.is_batch_source(X) else v.check_array(X)
+            v.check_n_features(
+                checked,
+                self.n_features_in_,
+                getattr(self, "feature_names_in_", None),
+                type(self).__name__,
+            )
+            centers_t = torch.as_tensor(self.cluster_centers_)
+            prepared = prepare(
+                checked,
+                sample_weight,
+                n_clusters=k,
+                metric=self.metric,
+                device=self.device,
+                dtype=centers_t.dtype,
+                chunk_size=self.chunk_size,
+            )
+            src = prepared.source
+            generator = make_generator(self.random_state)
+            if hasattr(self, "_rng_state"):
+                generator.set_state(self._rng_state)
+            counts = getattr(self, "_state_counts", None)
+            if counts is None:  # centers set without a fit: treat every center as seen once
+                counts = torch.ones(k, dtype=torch.float64)
+            state = MiniBatchState(
+                centers_t.to(device=src.device, dtype=src.dtype),
+                torch.as_tensor(counts, dtype=torch.float64).to(src.device),
+                since_reassign=getattr(self, "_since_reassign", 0),
+            )
+            if not hasattr(self, "n_steps_"):
+                self.n_steps_ = 0
+        source = prepared.source
+        batch = (
+            source
+            if isinstance(source, TensorSource)
+            else source.sample(torch.arange(source.n_samples))
+        )
+        reassign = self._random_reassign(state, batch.n_samples, k)
+        workspace = Workspace(source.chunk_size, k, source.dtype, source.device)
+        minibatch_step(
+            batch,
+            state,
+            generator,
+            metric=prepared.metric,
+            reassign=reassign,
+            reassignment_ratio=float(self.reassignment_ratio),
+            workspace=workspace,
+        )
+        self._rng_state = generator.get_state()
+        self._since_reassign = state.since_reassign
+        self.n_steps_ += 1
+        self._finish(prepared, state, X_is_training=False)
+        return self
