@@ -26,6 +26,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_section  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 PEERS = [
     "torchkmeans",
@@ -289,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     if env["OPENBLAS_CORETYPE"] == "unset" and env["OPENBLAS_L2_SIZE"] == "unset":
         command = "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE " + command
     text = render(records, gflops, env, command, elapsed, args)
-    Path(args.output).write_text(text)
+    write_section("lloyd", text, Path(args.output))
     if args.json:
         Path(args.json).write_text(
             json.dumps({"records": records, "gemm_gflops": gflops, "env": env}, indent=1)

@@ -45,3 +45,37 @@ def test_half_precision_on_cuda(half):
     km = KMeans(8, random_state=0).fit(X)
     assert km.cluster_centers_.dtype == half
     assert torch.isfinite(km.cluster_centers_.float()).all()
+
+
+def test_memmap_streams_to_cuda_through_pinned_buffers(tmp_path):
+    X = _X(20_000).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    init = X[:8].copy()
+    cpu = KMeans(8, init=init, chunk_size=1000).fit(X)
+    gpu = KMeans(8, init=init, chunk_size=1000, device="cuda").fit(mm)  # streamed chunk by chunk
+    assert isinstance(gpu.cluster_centers_, np.ndarray)
+    assert (gpu.labels_ == cpu.labels_).mean() > 0.999
+    np.testing.assert_allclose(gpu.cluster_centers_, cpu.cluster_centers_, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(gpu.predict(mm), gpu.labels_)
+
+
+def test_loader_on_cuda_matches_cpu():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    X = _X(6000)
+    init = X[:8].copy()
+    loader = DataLoader(TensorDataset(torch.from_numpy(X)), batch_size=500, pin_memory=True)
+    cpu = KMeans(8, init=init).fit(X)
+    gpu = KMeans(8, init=init, device="cuda").fit(loader)
+    assert gpu.labels_.device.type == "cpu"  # tensors come back on the batches' device
+    np.testing.assert_allclose(gpu.cluster_centers_.numpy(), cpu.cluster_centers_, rtol=1e-9)
+
+
+def test_minibatch_on_cuda():
+    from torchkmeans import MiniBatchKMeans
+
+    X = torch.tensor(_X(), device="cuda")
+    km = MiniBatchKMeans(8, random_state=0).fit(X)
+    assert km.cluster_centers_.device.type == "cuda"
+    assert torch.isfinite(km.cluster_centers_).all()

@@ -8,7 +8,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from torchkmeans import KMeans
+from torchkmeans import KMeans, MiniBatchKMeans
 
 
 @parametrize_with_checks(
@@ -16,6 +16,8 @@ from torchkmeans import KMeans
         KMeans(n_clusters=3, random_state=0),
         KMeans(n_clusters=2, init="random", n_init=3, random_state=0),
         KMeans(n_clusters=3, random_state=0, chunk_size=7),
+        MiniBatchKMeans(n_clusters=3, random_state=0),
+        MiniBatchKMeans(n_clusters=2, batch_size=10, init="random", random_state=0),
     ]
 )
 def test_sklearn_compatible(estimator, check):

@@ -58,8 +58,9 @@ def test_memmap_is_not_copied(memmap_file):
 def test_default_init_size_is_documented_formula():
     from torchkmeans._functional import default_init_size
 
-    assert default_init_size(10**9, 32, 256) == 2**18
-    assert default_init_size(10**9, 1024, 10) == (32 << 20) // (4 * 1024)
+    assert default_init_size(10**9, 8, 256) == 2**18
+    assert default_init_size(10**9, 32, 256) == 2**17
+    assert default_init_size(10**9, 1024, 10) == (16 << 20) // (4 * 1024)
     assert default_init_size(10**9, 1024, 5000) == 15000
     assert default_init_size(1000, 2, 16) == 1000
 
@@ -201,3 +202,51 @@ def test_loader_errors_are_clear():
     km = KMeans(2, random_state=0).fit(x)
     with pytest.raises(DataError, match="expecting 3 features"):
         km.predict(DataLoader(TensorDataset(torch.zeros(4, 5))))
+
+
+def _anon_probe(path, k, mode):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = Path(__file__).parent / "helpers" / "anon_probe.py"
+    # a fixed mmap threshold makes glibc return freed buffers: the live memory is measured
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+    out = subprocess.run(
+        [sys.executable, str(probe), str(path), str(k), mode],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def big_memmap(tmp_path_factory):
+    """A 307 MB float32 file (2.4M x 32), written block by block."""
+    path = tmp_path_factory.mktemp("big") / "x.npy"
+    n, d = 2_400_000, 32
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))
+    rng = np.random.default_rng(0)
+    centers = rng.normal(scale=5.0, size=(16, d)).astype(np.float32)
+    for s in range(0, n, 200_000):
+        noise = rng.normal(size=(200_000, d)).astype(np.float32)
+        mm[s : s + 200_000] = centers[rng.integers(0, 16, 200_000)] + noise
+    mm.flush()
+    del mm
+    yield path
+    path.unlink()
+
+
+@pytest.mark.parametrize("mode", ["kmeans", "minibatch", "predict"])
+def test_memmap_fit_anonymous_memory_is_bounded(big_memmap, mode):
+    r = _anon_probe(big_memmap, 16, mode)
+    extra = r["extra"] - r["kept"]
+    assert extra <= 64 * MB, f"{mode}: {extra / MB:.1f} MB anonymous beyond the labels"
+
+
+MB = 1 << 20

@@ -168,7 +168,7 @@ default="k-means++"
         Rows that "k-means++" and "random" seeding run on, drawn uniformly without
         replacement (with their weights). None: every row for data in memory; for
         memory-mapped arrays and sources of batches, ``max(3 * n_clusters, min(2**18,
-        2**23 // n_features))`` rows (about 32 MB in float32), so that seeding never loads the
+        2**22 // n_features))`` rows (about 16 MB in float32), so that seeding never loads the
         data whole.
     checkpoint : str, os.PathLike or None, default=None
         A file where the state of the fit is written (atomically) after every iteration. A

@@ -258,13 +258,13 @@ def run_fit(
 
 
 # Seeding on out-of-core data runs on a sample of about this many bytes (see resolve_init_size).
-INIT_SAMPLE_BYTES = 32 << 20
+INIT_SAMPLE_BYTES = 16 << 20
 INIT_SAMPLE_MAX_ROWS = 1 << 18
 
 
 def default_init_size(n_samples: int, n_features: int, n_clusters: int) -> int:
     """Rows that k-means++ and random init use on memory-mapped arrays and loaders:
-    ``max(3 * n_clusters, min(2**18, 32 MB / (4 * n_features)))``, at most ``n_samples``."""
+    ``max(3 * n_clusters, min(2**18, 16 MB / (4 * n_features)))``, at most ``n_samples``."""
     rows = min(INIT_SAMPLE_MAX_ROWS, INIT_SAMPLE_BYTES // (4 * max(n_features, 1)))
     return min(n_samples, max(3 * n_clusters, rows))
 

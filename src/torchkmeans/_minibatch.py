@@ -26,6 +26,7 @@ from ._core import data_moments, init_centers
 from ._distance import PreparedCenters, prepare_rows
 from ._estimator import _KMeansBase
 from ._functional import Prepared, assign_labels, make_generator, prepare, resolve_init
+from ._init import canonical_order, random_rows_, sample_by_cdf
 from ._lloyd import Workspace, accumulate
 from ._sources import BatchSource, Source, TensorSource, sample_indices
 
@@ -36,7 +37,7 @@ class MiniBatchState:
 
     centers: torch.Tensor
     counts: torch.Tensor  # float64 (K,)
-    since_reassign: int = 0
+    since_reassign: float = 0.0
     n_steps: int = 0
     ewa_inertia: float | None = None
     ewa_inertia_min: float | None = None
@@ -88,24 +89,20 @@ def _reassign(
     ratio: float,
     metric: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Move centers that absorbed little weight to random rows of the batch (by weight)."""
-    m = batch.n_samples
+    """Move centers that absorbed little weight to random distinct points of the batch, drawn
+    with probability proportional to weight (so weights act as repeated rows)."""
     low = counts < ratio * counts.max()
-    if int(low.sum()) > 0.5 * m:
-        keep = torch.argsort(counts, stable=True)[int(0.5 * m) :]
+    half = 0.5 * float(batch.weights_at(torch.arange(batch.n_samples, device=batch.device)).sum())
+    if float(low.sum()) > half:
+        keep = torch.argsort(counts, stable=True)[int(half) :]
         low[keep] = False
     n_low = int(low.sum())
     if n_low == 0:
         return centers, counts
-    w = batch.weights_at(torch.arange(m, device=batch.device)).to(torch.float64).cpu()
-    n_pick = min(n_low, int((w > 0).sum()))
-    if n_pick == 0:
-        return centers, counts
-    picks = torch.multinomial(w, n_pick, replacement=False, generator=generator)
-    targets = low.nonzero().flatten()[:n_pick]
-    rows = prepare_rows(batch.rows(picks.to(batch.device)), metric, None)
+    rows, _ = random_rows_(batch, n_low, generator, metric)
+    targets = low.nonzero().flatten()
     centers = centers.clone()
-    centers[targets] = rows.to(centers.dtype)
+    centers[targets] = prepare_rows(rows, metric, None).to(centers.dtype)
     counts = counts.clone()
     # reset the counts of reassigned centers, but not so low that they are reassigned at once
     if bool((~low).any()):
@@ -113,14 +110,53 @@ def _reassign(
     return centers, counts
 
 
+_ORDER_BYTES = 32 << 20
+
+
+class _RowSampler:
+    """Draws rows with replacement with probability proportional to their weight; the drawn
+    rows then count with weight one (for unweighted data: scikit-learn's uniform draw).
+
+    The draw runs over the rows in the canonical, value-defined order, so a row of weight n is
+    drawn exactly as n repeated rows would be, and a memory-mapped file is drawn as the same
+    data in memory would be. Only memory-mapped data whose order index would exceed
+    ``_ORDER_BYTES`` is drawn in storage order (its fit stays within a fixed memory).
+    """
+
+    def __init__(self, source: TensorSource) -> None:
+        self.source = source
+        use_order = not source.out_of_core or 16 * source.n_samples <= _ORDER_BYTES
+        self.order = canonical_order(source).cpu() if use_order else None
+        self.cumulative = None
+        w = source.sample_weight
+        if w is not None:
+            w64 = w.to(torch.float64)
+            self.cumulative = torch.cumsum(w64 if self.order is None else w64[self.order], 0)
+
+    def draw(self, size: int, generator: torch.Generator) -> TensorSource:
+        n = self.source.n_samples
+        u = torch.rand(size, generator=generator, dtype=torch.float64)
+        if self.cumulative is None:
+            pos = (u * n).long().clamp_max_(n - 1)
+        else:
+            pos = sample_by_cdf(self.cumulative, u.to(self.cumulative.device)).cpu()
+        idx = pos if self.order is None else self.order[pos]
+        batch = self.source.sample(torch.sort(idx).values)
+        batch.sample_weight = None
+        return batch
+
+
 def _batches(source: Source, batch_size: int, generator: torch.Generator):
-    """Endless mini-batches: random rows (with replacement, as scikit-learn draws them) from
-    sources with random access, consecutive slices of the stream from sources of batches."""
+    """Endless mini-batches: drawn by :class:`_RowSampler` from sources with random access
+    (when ``batch_size`` covers the data, every step sees all rows with their weights), and
+    consecutive slices of the stream, in order, from sources of batches."""
     if isinstance(source, TensorSource):
-        n = source.n_samples
+        if batch_size >= source.n_samples:
+            while True:
+                yield source
+        sampler = _RowSampler(source)
         while True:
-            idx = torch.randint(0, n, (batch_size,), generator=generator)
-            yield source.sample(torch.sort(idx).values)
+            yield sampler.draw(batch_size, generator)
     else:
         while True:
             yield from _rechunk(source, batch_size)
@@ -146,6 +182,19 @@ def _rechunk(source: BatchSource, batch_size: int):
             dtype=source.dtype,
             chunk_size=source.chunk_size,
         )
+
+
+def _batch_weight(batch: TensorSource) -> float:
+    if batch.sample_weight is None:
+        return float(batch.n_samples)
+    return float(batch.sample_weight.sum())
+
+
+def _total_weight(source: Source) -> float:
+    return sum(
+        float(c.x.shape[0]) if c.w is None else float(c.w.to(torch.float64).sum())
+        for c in source.chunks()
+    )
 
 
 class MiniBatchKMeans(_KMeansBase):
@@ -299,18 +348,31 @@ class MiniBatchKMeans(_KMeansBase):
         init = resolve_init(self.init, prepared, k)
         size = self._init_size(source.n_samples, k)
         shift = mean if prepared.metric == "euclidean" else None
-        valid = source.sample(sample_indices(source.n_samples, size, generator))
+        sampler = None
+        if size >= source.n_samples:
+            valid: Source = source
+        elif isinstance(source, TensorSource):
+            sampler = _RowSampler(source)
+            valid = sampler.draw(size, generator)
+        else:
+            valid = source.sample(sample_indices(source.n_samples, size, generator))
         best, best_inertia = None, math.inf
         for _ in range(n_init):
-            centers = init_centers(
-                source,
-                k,
-                init,
-                generator,
-                metric=prepared.metric,
-                shift=shift,
-                init_size=size if size < source.n_samples else None,
-            )
+            if sampler is not None:
+                seeds = sampler.draw(size, generator)
+                centers = init_centers(
+                    seeds, k, init, generator, metric=prepared.metric, shift=shift
+                )
+            else:
+                centers = init_centers(
+                    source,
+                    k,
+                    init,
+                    generator,
+                    metric=prepared.metric,
+                    shift=shift,
+                    init_size=size if size < source.n_samples else None,
+                )
             _, inertia = assign_labels(valid, centers, prepared.metric)
             if best is None or inertia < best_inertia:
                 best, best_inertia = centers, inertia
@@ -330,6 +392,9 @@ class MiniBatchKMeans(_KMeansBase):
         v.check_n_clusters(k, n)
         mean, variance = data_moments(source, prepared.metric)
         centers = self._seed(prepared, k, p["n_init"], generator, mean)
+        # Row counts enter the reassignment and smoothing rules as weight totals (the same for
+        # unweighted data), so that a weight of n acts as n repeated rows.
+        total = n if not source.weighted else _total_weight(source)
         tol = p["tol"] * variance
         state = MiniBatchState(centers, torch.zeros(k, dtype=torch.float64, device=source.device))
         batch_size = min(p["batch_size"], n)
@@ -343,7 +408,8 @@ class MiniBatchKMeans(_KMeansBase):
         step = 0
         try:
             for step, batch in zip(range(n_steps), _batches(source, batch_size, generator)):
-                reassign = self._random_reassign(state, batch.n_samples, k)
+                rows = _batch_weight(batch)
+                reassign = self._random_reassign(state, rows, k)
                 inertia, old = minibatch_step(
                     batch,
                     state,
@@ -358,7 +424,7 @@ class MiniBatchKMeans(_KMeansBase):
                     shift = float(((state.centers - old).to(torch.float64) ** 2).sum())
                 if progress is not None:
                     progress.update(1)
-                if self._converged(state, step, n, batch.n_samples, shift, tol, inertia):
+                if self._converged(state, step, total, rows, shift, tol, inertia):
                     break
         finally:
             if progress is not None:
@@ -370,7 +436,7 @@ class MiniBatchKMeans(_KMeansBase):
         self._finish(prepared, state, X_is_training=True)
         return self
 
-    def _random_reassign(self, state: MiniBatchState, rows: int, k: int) -> bool:
+    def _random_reassign(self, state: MiniBatchState, rows: float, k: int) -> bool:
         state.since_reassign += rows
         if bool((state.counts == 0).any()) or state.since_reassign >= 10 * k:
             state.since_reassign = 0
@@ -381,8 +447,8 @@ class MiniBatchKMeans(_KMeansBase):
         self,
         state: MiniBatchState,
         step: int,
-        n: int,
-        batch_rows: int,
+        n: float,
+        batch_rows: float,
         shift: float,
         tol: float,
         inertia: float,
@@ -482,7 +548,7 @@ class MiniBatchKMeans(_KMeansBase):
             if isinstance(source, TensorSource)
             else source.sample(torch.arange(source.n_samples))
         )
-        reassign = self._random_reassign(state, batch.n_samples, k)
+        reassign = self._random_reassign(state, _batch_weight(batch), k)
         workspace = Workspace(source.chunk_size, k, source.dtype, source.device)
         minibatch_step(
             batch,

@@ -125,7 +125,6 @@ class TensorSource:
             host = pinned[slot][:m]
             host.copy_(self.X[start:stop])
             with torch.cuda.stream(copy_stream):
-                copy_stream.wait_stream(compute)
                 x = host.to(device, non_blocking=True)
                 finished = torch.cuda.Event()
                 finished.record(copy_stream)

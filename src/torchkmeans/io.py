@@ -120,7 +120,7 @@ def save_model(estimator: Any, path: str | os.PathLike[str]) -> None:
     # mini-batch state, so that partial_fit can continue after load
     if hasattr(estimator, "n_steps_"):
         meta["n_steps"] = int(estimator.n_steps_)
-        meta["since_reassign"] = int(getattr(estimator, "_since_reassign", 0))
+        meta["since_reassign"] = float(getattr(estimator, "_since_reassign", 0.0))
     if hasattr(estimator, "_state_counts"):
         tensors["counts"] = torch.as_tensor(estimator._state_counts).detach().cpu().contiguous()
     if hasattr(estimator, "_rng_state"):
@@ -264,7 +264,7 @@ def load_model(cls: type, path: str | os.PathLike[str], device: Any = None) -> A
         est.n_iter_ = int(meta["n_iter"])
     if "n_steps" in meta:
         est.n_steps_ = int(meta["n_steps"])
-        est._since_reassign = int(meta.get("since_reassign", 0))
+        est._since_reassign = float(meta.get("since_reassign", 0.0))
     if "counts" in tensors:
         est._state_counts = tensors["counts"].to(torch.float64)
     if "rng_state" in tensors:
