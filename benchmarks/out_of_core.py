@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gib", type=float, default=8.0, help="file size in GiB (default 8)")
     p.add_argument("--d", type=int, default=64)
     p.add_argument("--k", type=int, default=16)
-    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--iters", type=int, default=2)
     p.add_argument("--workdir", default=None)
     p.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
     args = p.parse_args(argv)

@@ -337,7 +337,7 @@ def test_debug_shows_traceback(data_dir):
 
 
 def test_subcommand_help(capsys):
-    for cmd in ("fit", "predict", "info", "demo"):
+    for cmd in ("fit", "predict", "info", "demo", "sweep"):
         with pytest.raises(SystemExit) as info:
             main([cmd, "--help"])
         assert info.value.code == 0
@@ -406,3 +406,34 @@ def test_readme_cli_example_runs_as_written(tmp_path):
         "predicted.npy",
     } <= names
     assert len(np.load(tmp_path / "predicted.npy")) == 1000
+
+
+def test_sweep_prints_table_and_plots(tmp_path, capsys):
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(900, 3, centers=4, cluster_std=0.5, random_state=0)
+    np.save(tmp_path / "x.npy", X)
+    png = tmp_path / "sweep.png"
+    assert (
+        main(["sweep", str(tmp_path / "x.npy"), "--k", "2:7", "--seed", "0", "--plot", str(png)])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert out.count("\n") >= 8
+    assert "suggested k: 4" in out
+    assert png.stat().st_size > 1000
+    assert main(["sweep", str(tmp_path / "x.npy"), "-k", "2,3,4", "--seed", "0"]) == 0
+    assert "suggested k: 4" in capsys.readouterr().out
+
+
+def test_sweep_errors(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((20, 2)))
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", str(tmp_path / "x.npy"), "--k", "1:3"])
+    assert e.value.code == 2
+    assert "every k must be >= 2" in capsys.readouterr().err
+    assert main(["sweep", str(tmp_path / "x.npy"), "--k", "2:40"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "n_samples" in err
+    assert main(["sweep", str(tmp_path / "x.npy"), "--plot", str(tmp_path / "no" / "p.png")]) == 1
+    assert not (tmp_path / "no").exists()

@@ -12,11 +12,14 @@ def test_all_is_pinned():
         "ModelFileError",
         "NotFittedError",
         "ParameterError",
+        "SweepResult",
         "TorchKMeansError",
         "UnsupportedInputError",
         "__version__",
         "kmeans",
         "kmeans_plusplus",
+        "metrics",
+        "sweep_k",
     ]
 
 

@@ -4,9 +4,11 @@
 >>> km = KMeans(n_clusters=4, random_state=0).fit(X)   # doctest: +SKIP
 """
 
+from . import metrics
 from ._estimator import KMeans
 from ._functional import KMeansResult, kmeans, kmeans_plusplus
 from ._minibatch import MiniBatchKMeans
+from ._sweep import SweepResult, sweep_k
 from .exceptions import (
     CheckpointError,
     ConvergenceWarning,
@@ -30,9 +32,12 @@ __all__ = [
     "ModelFileError",
     "NotFittedError",
     "ParameterError",
+    "SweepResult",
     "TorchKMeansError",
     "UnsupportedInputError",
     "__version__",
     "kmeans",
     "kmeans_plusplus",
+    "metrics",
+    "sweep_k",
 ]

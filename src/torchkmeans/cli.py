@@ -179,6 +179,58 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _k_values(text: str) -> list[int]:
+    """``2:12`` (both ends included), ``2:20:2`` (with a step) or ``2,3,5``."""
+    try:
+        if ":" in text:
+            parts = [int(p) for p in text.split(":")]
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] < 1):
+                raise ValueError
+            start, stop = parts[0], parts[1]
+            ks = list(range(start, stop + 1, parts[2] if len(parts) == 3 else 1))
+        else:
+            ks = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected START:STOP, START:STOP:STEP or a comma-separated list of ints, got {text!r}"
+        ) from None
+    if not ks or min(ks) < 2:
+        raise argparse.ArgumentTypeError(f"every k must be >= 2, got {text!r}")
+    return ks
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from ._sweep import sweep_k
+
+    _check_output_folders(args.plot)
+    X = _load_data(args, args.data)
+    n_init: Any = args.n_init if args.n_init == "auto" else int(args.n_init)
+    try:
+        result = sweep_k(
+            X,
+            args.k,
+            silhouette_sample_size=args.silhouette_sample,
+            init=args.init,
+            n_init=n_init,
+            max_iter=args.max_iter,
+            metric=args.metric,
+            random_state=args.seed,
+            device=args.device,
+        )
+    except TorchKMeansError as exc:
+        raise type(exc)(f"{args.data}: {exc}") from None
+    print(result)
+    if args.plot:
+        from .io import atomic_path
+        from .plot import plot_sweep
+
+        fig, _ = plot_sweep(result)
+        with atomic_path(args.plot) as tmp:
+            fig.savefig(tmp, dpi=100)
+        print(f"plot: {args.plot}", file=sys.stderr)
+    return 0
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", help="array name inside a .npz (or key of a dict of tensors in a .pt)")
     p.add_argument("--columns", help="comma-separated column names or 0-based indices to use")
@@ -254,6 +306,37 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default=None)
     _add_data_options(predict)
     predict.set_defaults(func=_predict)
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="fit several k and score them to choose k",
+        description="Fit k-means for every k, print inertia, silhouette, Calinski-Harabasz and "
+        "Davies-Bouldin per k and the suggested k (best silhouette) and the elbow of the "
+        f"inertia curve. DATA: {formats}.",
+    )
+    sweep.add_argument("data", metavar="DATA")
+    sweep.add_argument(
+        "--k",
+        "-k",
+        type=_k_values,
+        default=list(range(2, 11)),
+        help="ks to try: START:STOP (inclusive), START:STOP:STEP or 2,3,5 (default: 2:10)",
+    )
+    sweep.add_argument("--plot", metavar="PNG", help="also plot the four curves to this image")
+    sweep.add_argument(
+        "--silhouette-sample",
+        type=int,
+        default=None,
+        help="rows the silhouette is computed on (default: all up to 10000, else 10000)",
+    )
+    sweep.add_argument("--init", default="k-means++", choices=["k-means++", "random"])
+    sweep.add_argument("--n-init", default="auto")
+    sweep.add_argument("--max-iter", type=int, default=300)
+    sweep.add_argument("--metric", default="euclidean", choices=["euclidean", "cosine"])
+    sweep.add_argument("--seed", type=int, default=None, help="random_state")
+    sweep.add_argument("--device", default=None)
+    _add_data_options(sweep)
+    sweep.set_defaults(func=_sweep)
 
     info = sub.add_parser(
         "info", help="describe a saved model", description="Print what a model file holds."

@@ -15,7 +15,13 @@ import torch
 from . import _validation as v
 from .exceptions import DataError
 
-__all__ = ["plot_cluster_sizes", "plot_clusters", "plot_history"]
+__all__ = [
+    "plot_cluster_sizes",
+    "plot_clusters",
+    "plot_history",
+    "plot_silhouette",
+    "plot_sweep",
+]
 
 
 def _matplotlib() -> Any:
@@ -160,3 +166,77 @@ def plot_cluster_sizes(
     ax.set_ylabel("rows")
     ax.set_title(f"Cluster sizes ({lab.size} rows, {k} clusters)")
     return fig, ax
+
+
+def plot_silhouette(
+    X: Any,
+    labels: Any,
+    *,
+    metric: str = "euclidean",
+    ax: Any = None,
+    title: str | None = None,
+) -> tuple[Any, Any]:
+    """The classic silhouette plot: per cluster, the silhouette coefficients of its rows sorted
+    and drawn as horizontal bars, stacked cluster after cluster, with the mean silhouette as a
+    red dashed vertical line. Coefficients come from :func:`torchkmeans.metrics.silhouette_samples`.
+    """
+    from .metrics import silhouette_samples
+
+    values = _as_numpy(silhouette_samples(X, labels, metric=metric), "silhouette").astype(float)
+    lab = _as_numpy(labels, "labels").reshape(-1)
+    fig, ax = _new_axes(ax)
+    import matplotlib as mpl
+
+    names = np.unique(lab)
+    cmap = mpl.colormaps["tab10" if len(names) <= 10 else "viridis"]
+    y_low = 10
+    for i, name in enumerate(names):
+        vals = np.sort(values[lab == name])
+        y = np.arange(y_low, y_low + len(vals))
+        color = cmap(i % 10) if len(names) <= 10 else cmap(i / max(1, len(names) - 1))
+        ax.fill_betweenx(y, 0, vals, facecolor=color, edgecolor=color, alpha=0.8)
+        ax.text(-0.05, y_low + 0.5 * len(vals), str(name), ha="right", va="center")
+        y_low += len(vals) + 10
+    mean = float(values.mean())
+    ax.axvline(mean, color="red", linestyle="--", label=f"mean {mean:.3f}")
+    ax.set_xlim(min(-0.1, float(values.min()) - 0.05), 1.0)
+    ax.set_ylim(0, y_low)
+    ax.set_yticks([])
+    ax.set_xlabel("silhouette coefficient")
+    ax.set_ylabel("cluster")
+    ax.legend(loc="lower right")
+    ax.set_title(title or f"Silhouette plot ({len(names)} clusters)")
+    return fig, ax
+
+
+def plot_sweep(result: Any, *, fig: Any = None, title: str | None = None) -> tuple[Any, Any]:
+    """The four curves of a :func:`torchkmeans.sweep_k` result against k (inertia,
+    silhouette, Calinski-Harabasz, Davies-Bouldin), the suggested k marked by a red dashed line
+    on each and the elbow by a grey dotted line on the inertia. Returns ``(fig, axes)`` with
+    ``axes`` a 2 x 2 array."""
+    _matplotlib()
+    if fig is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(9.6, 7.2), layout="constrained")
+    axes = fig.subplots(2, 2, squeeze=False)
+    panels = [
+        ("inertia", result.inertia, "lower is tighter"),
+        ("silhouette", result.silhouette, "higher is better"),
+        ("Calinski-Harabasz", result.calinski_harabasz, "higher is better"),
+        ("Davies-Bouldin", result.davies_bouldin, "lower is better"),
+    ]
+    ks = list(result.ks)
+    for ax, (name, values, hint) in zip(axes.flat, panels):
+        ax.plot(ks, values, marker="o")
+        ax.axvline(result.best_k, color="red", linestyle="--", label=f"suggested k={result.best_k}")
+        if name == "inertia":
+            ax.axvline(
+                result.elbow_k, color="grey", linestyle=":", label=f"elbow k={result.elbow_k}"
+            )
+        ax.set_xlabel("k")
+        ax.set_ylabel(name)
+        ax.set_title(f"{name} ({hint})")
+        ax.legend(loc="best")
+    fig.suptitle(title or f"Choosing k: suggested k = {result.best_k}")
+    return fig, axes

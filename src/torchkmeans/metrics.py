@@ -1,0 +1,303 @@
+"""Cluster quality metrics on CPU and GPU, in bounded memory.
+
+``silhouette_samples`` / ``silhouette_score`` compute the distances of a chunk of rows to all
+rows (``chunk x N``), never the ``N x N`` matrix; ``calinski_harabasz_score`` and
+``davies_bouldin_score`` take two passes over the data in chunks; ``inertia`` uses the same
+assignment kernel as the estimators. X may be any container the estimators accept (numpy, a
+tensor on any device, pandas, lists); sums are accumulated in float64. Values match
+scikit-learn's (``sklearn.metrics``) to rounding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import _validation as v
+from .exceptions import DataError, ParameterError
+
+__all__ = [
+    "calinski_harabasz_score",
+    "davies_bouldin_score",
+    "inertia",
+    "silhouette_samples",
+    "silhouette_score",
+]
+
+_SILHOUETTE_METRICS = ("euclidean", "sqeuclidean", "cosine")
+# Elements of the chunk x N distance block of the silhouette (float64 after the GEMM).
+_BLOCK_ELEMENTS = 1 << 22
+_ONEHOT_BYTES = 32 << 20
+
+
+def _check_data(X: Any, device: Any = None) -> tuple[torch.Tensor, v.OutputKind]:
+    checked = v.check_array(X)
+    t = checked.X
+    dev = v.check_device(device) or t.device
+    dtype = torch.float64 if t.dtype == torch.float64 else torch.float32
+    return t.to(device=dev, dtype=dtype), checked.kind
+
+
+def _encode_labels(labels: Any, n_samples: int, device: torch.device) -> tuple[torch.Tensor, int]:
+    """Labels as 0..K-1 (int64, on ``device``) and K; any hashable values, like LabelEncoder."""
+    if labels is None:
+        raise DataError("labels is None; expected one label per row of X.")
+    if isinstance(labels, torch.Tensor):
+        arr = labels.detach().cpu().numpy()
+    else:
+        arr = np.asarray(labels)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise DataError(f"labels must be 1-D of length n_samples, got shape {arr.shape}.")
+    if arr.shape[0] != n_samples:
+        raise DataError(
+            f"labels has {arr.shape[0]} entries but X has {n_samples} rows; expected one label "
+            "per row."
+        )
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise DataError("labels contains NaN or infinity; expected one finite label per row.")
+    try:
+        _, codes = np.unique(arr, return_inverse=True)
+    except TypeError:
+        raise DataError("labels must be comparable values (ints or strings).") from None
+    k = int(codes.max()) + 1 if codes.size else 0
+    return torch.as_tensor(codes.reshape(-1), dtype=torch.long, device=device), k
+
+
+def _check_n_labels(k: int, n: int) -> None:
+    if not 2 <= k <= n - 1:
+        raise DataError(
+            f"Number of labels is {k}. Valid values are 2 to n_samples - 1 (inclusive) = "
+            f"{n - 1}: these scores compare clusters, so at least two are needed, and at least "
+            "one of them must hold two rows."
+        )
+
+
+def _check_metric(metric: object) -> str:
+    if not isinstance(metric, str) or metric not in _SILHOUETTE_METRICS:
+        raise ParameterError(
+            f"metric must be one of {', '.join(map(repr, _SILHOUETTE_METRICS))}, got {metric!r}."
+        )
+    return metric
+
+
+def _distance_block(
+    x: torch.Tensor, y: torch.Tensor, y_sq: torch.Tensor | None, metric: str
+) -> torch.Tensor:
+    """Distances from the rows of ``x`` to the rows of ``y`` (prepared: shifted or unit)."""
+    if metric == "cosine":
+        return torch.addmm(
+            torch.ones(1, dtype=x.dtype, device=x.device), x, y.T, alpha=-1.0
+        ).clamp_min_(0.0)
+    assert y_sq is not None
+    d = torch.addmm(y_sq[None, :], x, y.T, alpha=-2.0)
+    d.add_((x * x).sum(dim=1, keepdim=True)).clamp_min_(0.0)
+    return d if metric == "sqeuclidean" else d.sqrt_()
+
+
+def silhouette_samples(
+    X: Any,
+    labels: Any,
+    *,
+    metric: str = "euclidean",
+    chunk_size: int | None = None,
+    device: Any = None,
+) -> Any:
+    """The silhouette coefficient of every row, as :func:`sklearn.metrics.silhouette_samples`.
+
+    ``s = (b - a) / max(a, b)`` where ``a`` is the mean distance to the other rows of the same
+    cluster and ``b`` the smallest mean distance to the rows of another cluster; rows alone in
+    their cluster get 0. Extra memory is O(chunk_size x N), chosen so that the distance block
+    holds about 4M float64 values. ``metric``: "euclidean", "sqeuclidean" or "cosine".
+
+    Returns an array of shape (n_samples,), of the kind X was (numpy in, numpy out).
+    """
+    metric = _check_metric(metric)
+    x, kind = _check_data(X, device)
+    n = x.shape[0]
+    codes, k = _encode_labels(labels, n, x.device)
+    _check_n_labels(k, n)
+    if chunk_size is not None:
+        chunk_size = v.check_int("chunk_size", chunk_size, 1)
+    step = chunk_size or max(1, min(n, _BLOCK_ELEMENTS // max(n, 1)))
+    # Columns grouped by cluster: per-cluster sums of a distance block are differences of its
+    # cumulative sums (float64) at the cluster boundaries.
+    order = torch.argsort(codes, stable=True)
+    counts = torch.bincount(codes, minlength=k)
+    ends = torch.cumsum(counts, 0)
+    if metric == "cosine":
+        v.check_nonzero_rows(x, "X")
+        y = x / torch.linalg.vector_norm(x, dim=1, keepdim=True)
+        y_sq = None
+    else:
+        y = x - x.mean(dim=0)
+        y_sq = (y * y).sum(dim=1)
+    ys = y[order]
+    ys_sq = None if y_sq is None else y_sq[order]
+    out = torch.empty(n, dtype=torch.float64, device=x.device)
+    counts64 = counts.to(torch.float64)
+    # Per-cluster sums of a block: a GEMM with the one-hot label matrix when it is small (in
+    # the data's dtype: float64 data stays exact to rounding), else cumulative sums in float64.
+    onehot = None
+    if n * k * x.element_size() <= _ONEHOT_BYTES:
+        onehot = torch.zeros(n, k, dtype=x.dtype, device=x.device)
+        onehot[torch.arange(n, device=x.device), codes[order]] = 1.0
+    for start in range(0, n, step):
+        rows = ys[start : start + step]
+        d = _distance_block(rows, ys, ys_sq, metric)
+        m = d.shape[0]
+        # a row's distance to itself is exactly zero (the GEMM identity leaves rounding)
+        idx = torch.arange(m, device=x.device)
+        d[idx, start + idx] = 0.0
+        if onehot is not None:
+            sums = (d @ onehot).to(torch.float64)
+        else:
+            at_end = d.to(torch.float64).cumsum_(dim=1)[:, ends - 1]
+            zero = torch.zeros(m, 1, dtype=torch.float64, device=x.device)
+            sums = torch.diff(at_end, dim=1, prepend=zero)
+        own = codes[order[start : start + m]]
+        own_count = counts64[own]
+        a = sums.gather(1, own[:, None])[:, 0] / (own_count - 1).clamp_min(1.0)
+        means = sums / counts64[None, :]
+        means.scatter_(1, own[:, None], float("inf"))
+        b = means.amin(dim=1)
+        s = (b - a) / torch.maximum(a, b)
+        s = torch.where(own_count > 1, torch.nan_to_num(s, nan=0.0), torch.zeros_like(s))
+        out[order[start : start + m]] = s
+    return kind.wrap(out.to(x.dtype))
+
+
+def silhouette_score(
+    X: Any,
+    labels: Any,
+    *,
+    sample_size: int | None = None,
+    random_state: Any = None,
+    metric: str = "euclidean",
+    chunk_size: int | None = None,
+    device: Any = None,
+) -> float:
+    """Mean silhouette coefficient, as :func:`sklearn.metrics.silhouette_score`.
+
+    With ``sample_size``, the score of a random subset of that many rows, drawn as
+    scikit-learn draws it (``RandomState(random_state).permutation(n)[:sample_size]``), so the
+    same seed gives the same subset and score.
+    """
+    if sample_size is not None:
+        sample_size = v.check_int("sample_size", sample_size, 2)
+        n = _n_rows(X)
+        if isinstance(random_state, np.random.RandomState):
+            rs = random_state
+        elif random_state is None or isinstance(random_state, (int, np.integer)):
+            rs = np.random.RandomState(random_state)
+        else:
+            raise ParameterError(
+                f"random_state must be None, an int or a numpy RandomState, got "
+                f"{type(random_state).__name__}."
+            )
+        idx = rs.permutation(n)[:sample_size]
+        X, labels = _take(X, idx), _take(labels, idx)
+    s = silhouette_samples(X, labels, metric=metric, chunk_size=chunk_size, device=device)
+    t = torch.as_tensor(s)
+    return float(t.to(torch.float64).mean())
+
+
+def _n_rows(X: Any) -> int:
+    if hasattr(X, "shape") and len(X.shape) >= 1:
+        return int(X.shape[0])
+    return len(X)
+
+
+def _take(a: Any, idx: np.ndarray) -> Any:
+    if isinstance(a, torch.Tensor):
+        return a[torch.as_tensor(idx, device=a.device)]
+    if hasattr(a, "iloc"):
+        return a.iloc[idx]
+    return np.asarray(a)[idx]
+
+
+def _cluster_means(
+    x: torch.Tensor, codes: torch.Tensor, k: int, shift: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-cluster means of ``x - shift`` (float64) and counts, in chunks."""
+    d = x.shape[1]
+    sums = torch.zeros(k, d, dtype=torch.float64, device=x.device)
+    counts = torch.bincount(codes, minlength=k).to(torch.float64)
+    step = max(1, _BLOCK_ELEMENTS // max(d, 1))
+    for start in range(0, x.shape[0], step):
+        block = x[start : start + step].to(torch.float64) - shift
+        sums.index_add_(0, codes[start : start + step], block)
+    return sums / counts[:, None], counts
+
+
+def calinski_harabasz_score(X: Any, labels: Any) -> float:
+    """Variance ratio criterion, as :func:`sklearn.metrics.calinski_harabasz_score`:
+    between-cluster over within-cluster dispersion, times ``(n - k) / (k - 1)``."""
+    x, _ = _check_data(X)
+    n = x.shape[0]
+    codes, k = _encode_labels(labels, n, x.device)
+    _check_n_labels(k, n)
+    shift = x.mean(dim=0).to(torch.float64)
+    means, counts = _cluster_means(x, codes, k, shift)
+    total_mean = (means * counts[:, None]).sum(dim=0) / n
+    extra = float((counts * ((means - total_mean) ** 2).sum(dim=1)).sum())
+    intra = 0.0
+    step = max(1, _BLOCK_ELEMENTS // max(x.shape[1], 1))
+    for start in range(0, n, step):
+        block = x[start : start + step].to(torch.float64) - shift
+        c = codes[start : start + step]
+        intra += float(((block - means[c]) ** 2).sum())
+    if intra == 0.0:
+        return 1.0
+    return extra * (n - k) / (intra * (k - 1.0))
+
+
+def davies_bouldin_score(X: Any, labels: Any) -> float:
+    """Average similarity of each cluster with its most similar one, as
+    :func:`sklearn.metrics.davies_bouldin_score` (lower is better, 0 is the minimum)."""
+    x, _ = _check_data(X)
+    n = x.shape[0]
+    codes, k = _encode_labels(labels, n, x.device)
+    _check_n_labels(k, n)
+    shift = x.mean(dim=0).to(torch.float64)
+    means, counts = _cluster_means(x, codes, k, shift)
+    intra = torch.zeros(k, dtype=torch.float64, device=x.device)
+    step = max(1, _BLOCK_ELEMENTS // max(x.shape[1], 1))
+    for start in range(0, n, step):
+        block = x[start : start + step].to(torch.float64) - shift
+        c = codes[start : start + step]
+        intra.index_add_(0, c, torch.linalg.vector_norm(block - means[c], dim=1))
+    intra = intra / counts
+    centroid = torch.cdist(means, means)
+    if bool(torch.allclose(intra, torch.zeros_like(intra))) or bool(
+        torch.allclose(centroid, torch.zeros_like(centroid))
+    ):
+        return 0.0
+    centroid = torch.where(centroid == 0, torch.full_like(centroid, float("inf")), centroid)
+    combined = intra[:, None] + intra[None, :]
+    return float((combined / centroid).amax(dim=1).mean())
+
+
+def inertia(X: Any, centers: Any, sample_weight: Any = None, *, metric: str = "euclidean") -> float:
+    """Weighted sum of squared distances of the rows of X to their closest center (cosine:
+    of ``1 - cos``), the quantity k-means minimizes."""
+    from ._functional import assign_labels, prepare
+
+    checked = v.check_array(X)
+    c = torch.as_tensor(np.asarray(centers)) if not isinstance(centers, torch.Tensor) else centers
+    c = v.check_centers(c, int(c.shape[0]) if c.dim() == 2 else -1, checked.n_features, "centers")
+    prepared = prepare(
+        checked,
+        sample_weight,
+        n_clusters=int(c.shape[0]),
+        metric=metric,
+        device=None,
+        dtype=None,
+        chunk_size=None,
+    )
+    src = prepared.source
+    _, value = assign_labels(src, c.to(device=src.device, dtype=src.dtype), prepared.metric)
+    return float(value)
