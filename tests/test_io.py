@@ -172,3 +172,22 @@ def test_pickle_and_joblib_round_trip(fitted):
     np.testing.assert_array_equal(
         to_numpy(pickle.loads(pickle.dumps(t)).predict(torch.tensor(X))), to_numpy(t.labels_)
     )
+
+
+def test_header_length_with_a_pickle_like_first_byte_is_still_read(tmp_path):
+    """A safetensors header whose length ends in byte 0x80 (the pickle PROTO opcode) is valid."""
+    import json as _json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from torchkmeans.io import _read_header
+
+    for pad in range(600):
+        path = tmp_path / "x.safetensors"
+        save_file({"a": torch.zeros(2)}, str(path), metadata={"pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            header = _read_header(path)
+            assert _json.loads(_json.dumps(header))["__metadata__"]["pad"] == "x" * pad
+            return
+    raise AssertionError("no padding produced a header length ending in 0x80")

@@ -18,7 +18,8 @@ import torch
 
 from ._checkpoint import BestRun, Checkpoint, FitState, data_fingerprint
 from ._distance import PreparedCenters, prepare_rows
-from ._init import kmeans_plusplus_, random_rows_
+from ._distributed import SINGLE, Comm
+from ._init import kmeans_parallel_, kmeans_plusplus_, random_rows_
 from ._lloyd import (
     Bounds,
     LloydStats,
@@ -53,10 +54,12 @@ class FitResult:
     n_nonempty: int = 0
 
 
-def data_moments(source: Source, metric: str) -> tuple[torch.Tensor, float]:
+def data_moments(source: Source, metric: str, comm: Comm = SINGLE) -> tuple[torch.Tensor, float]:
     """Weighted mean of the (prepared) rows and the mean over features of their variance.
 
-    One pass; sums are shifted by the first row and accumulated in float64 in row order.
+    One pass; sums are shifted by the first row and accumulated in float64 in row order. Across
+    ranks, the per-shard weights, means and squared deviations are combined (Chan et al.'s
+    pairwise formula, in rank order, identically on every rank).
     """
     d = source.n_features
     s1 = torch.zeros(1, d, dtype=torch.float64, device=source.device)
@@ -78,11 +81,39 @@ def data_moments(source: Source, metric: str) -> tuple[torch.Tensor, float]:
         total.index_add_(0, zero[:m], w)
         s1.index_add_(0, zero[:m], y * w[:, None])
         s2.index_add_(0, zero[:m], y * y * w[:, None])
+    if comm.distributed:
+        return _combine_moments(source, s1[0], s2[0], total, first64, comm)
     assert first64 is not None
     mean_shift = s1[0] / total
     variance = (s2[0] / total - mean_shift * mean_shift).clamp_min(0.0)
     mean = (first64 + mean_shift).to(source.dtype)
     return mean, float(variance.mean())
+
+
+def _combine_moments(
+    source: Source,
+    s1: torch.Tensor,
+    s2: torch.Tensor,
+    total: torch.Tensor,
+    first64: torch.Tensor | None,
+    comm: Comm,
+) -> tuple[torch.Tensor, float]:
+    d = source.n_features
+    w = total.clone()
+    if first64 is None or not bool(w[0] > 0):
+        local = torch.zeros(1 + 2 * d, dtype=torch.float64, device=s1.device)
+    else:
+        mean_shift = s1 / w
+        mean = first64 + mean_shift
+        m2 = (s2 - s1 * mean_shift).clamp_min(0.0)  # sum of w * (x - mean)^2
+        local = torch.cat([w, mean, m2])
+    parts = comm.all_gather(local)
+    w_all = torch.stack([q[0] for q in parts])
+    total_w = w_all.sum()
+    mean = torch.stack([q[0] * q[1 : 1 + d] for q in parts]).sum(dim=0) / total_w
+    m2 = torch.stack([q[1 + d :] + q[0] * (q[1 : 1 + d] - mean) ** 2 for q in parts]).sum(dim=0)
+    variance = (m2 / total_w).clamp_min(0.0)
+    return mean.to(source.dtype), float(variance.mean())
 
 
 def init_centers(
@@ -94,6 +125,7 @@ def init_centers(
     metric: str,
     shift: torch.Tensor | None,
     init_size: int | None = None,
+    comm: Comm = SINGLE,
 ) -> torch.Tensor:
     """Initial centers in the compute dtype on the device (cosine: unit length).
 
@@ -102,23 +134,42 @@ def init_centers(
     """
     if isinstance(init, str):
         seeds: Source = source
-        if init_size is not None and init_size < source.n_samples:
-            seeds = source.sample(sample_indices(source.n_samples, init_size, generator))
+        if init_size is not None and init_size < source.n_total:
+            seeds = _sample_shard(source, sample_indices(source.n_total, init_size, generator))
         elif not isinstance(source, TensorSource):  # no random access: read the rows once
-            seeds = source.sample(torch.arange(source.n_samples))
+            seeds = _sample_shard(source, torch.arange(source.n_total))
         assert isinstance(seeds, TensorSource)
         if init == "k-means++":
-            centers, _ = kmeans_plusplus_(seeds, n_clusters, generator, metric=metric, shift=shift)
+            centers, _ = kmeans_plusplus_(
+                seeds, n_clusters, generator, metric=metric, shift=shift, comm=comm
+            )
+        elif init == "k-means||":
+            centers = kmeans_parallel_(
+                seeds, n_clusters, generator, metric=metric, shift=shift, comm=comm
+            )
         else:
-            centers, _ = random_rows_(seeds, n_clusters, generator, metric)
+            centers, _ = random_rows_(seeds, n_clusters, generator, metric, comm=comm)
     elif isinstance(init, torch.Tensor):
-        centers = init
+        centers = comm.broadcast_(init.clone())  # rank 0's centers, should ranks differ
     else:
         centers = init(generator)
+        if comm.distributed:
+            centers = comm.broadcast_(
+                centers.to(device=source.device, dtype=source.dtype).contiguous()
+            )
     centers = centers.to(device=source.device, dtype=source.dtype)
     if metric == "cosine":
         centers = prepare_rows(centers, "cosine", None)
     return centers
+
+
+def _sample_shard(source: Source, index: torch.Tensor) -> TensorSource:
+    """This shard's part of a sample drawn by global row index (every rank draws the same)."""
+    local = index[(index >= source.offset) & (index < source.offset + source.n_samples)]
+    sample = source.sample(local - source.offset)
+    sample.n_total = int(index.numel())
+    sample.offset = int((index < source.offset).sum())
+    return sample
 
 
 # Called after every iteration with (iteration, centers used, new centers, history, stopped).
@@ -139,6 +190,7 @@ def lloyd_(
     start: int = 0,
     history: list[dict[str, Any]] | None = None,
     on_iteration: IterationHook | None = None,
+    comm: Comm = SINGLE,
 ) -> tuple[torch.Tensor, int, list[dict[str, Any]]]:
     """Lloyd iterations from ``centers`` until strict convergence, ``tol`` or ``max_iter``.
 
@@ -154,7 +206,8 @@ def lloyd_(
         t0 = time.perf_counter()
         pc = PreparedCenters(centers, metric, None)
         stats = accumulate(source, pc, labels, workspace, bounds=bounds)
-        relocated = relocate_empty_clusters(stats, source, pc, workspace)
+        stats.reduce_(comm)  # the one collective of an iteration
+        relocated = relocate_empty_clusters(stats, source, pc, workspace, comm)
         new = finalize(stats, pc)
         if bounds is not None:
             bounds.moved(centers, new)
@@ -194,10 +247,13 @@ def final_pass(
     labels: torch.Tensor,
     workspace: Workspace,
     bounds: Bounds | None = None,
+    comm: Comm = SINGLE,
 ) -> LloydStats:
     """Assign every row to ``centers`` (labels agree with predict); no center update."""
     pc = PreparedCenters(centers, metric, None)
-    return accumulate(source, pc, labels, workspace, update=False, bounds=bounds)
+    stats = accumulate(source, pc, labels, workspace, update=False, bounds=bounds)
+    stats.reduce_(comm)
+    return stats
 
 
 def fit(
@@ -214,6 +270,7 @@ def fit(
     verbose: int = 0,
     init_size: int | None = None,
     checkpoint: Checkpoint | None = None,
+    comm: Comm = SINGLE,
 ) -> FitResult:
     """Run ``n_init`` k-means fits and return the one with the lowest inertia.
 
@@ -223,7 +280,7 @@ def fit(
     With ``checkpoint``, the state is saved after every iteration and a matching saved state is
     resumed from; the result is the same, bit for bit, as without interruption.
     """
-    mean, variance = data_moments(source, metric)
+    mean, variance = data_moments(source, metric, comm)
     tol_abs = tol * variance
     workspace = Workspace(source.chunk_size, n_clusters, source.dtype, source.device)
     labels = torch.empty(source.n_samples, dtype=torch.long, device=source.device)
@@ -235,7 +292,7 @@ def fit(
     if checkpoint is not None:
         resume = checkpoint.load(
             data_fingerprint(
-                source.n_samples, source.n_features, source.dtype, source.weighted, mean, variance
+                source.n_total, source.n_features, source.dtype, source.weighted, mean, variance
             )
         )
     first_run = 0
@@ -268,7 +325,7 @@ def fit(
             if resume.previous is not None:
                 # the labels of the last pass before the interruption, for the change count
                 previous = resume.previous.to(device=source.device, dtype=source.dtype)
-                final_pass(source, previous, metric, labels, workspace)
+                final_pass(source, previous, metric, labels, workspace, comm=comm)
         else:
             centers = init_centers(
                 source,
@@ -278,15 +335,16 @@ def fit(
                 metric=metric,
                 shift=shift,
                 init_size=init_size,
+                comm=comm,
             )
             labels.fill_(-1)
         hook = None
-        if checkpoint is not None:
+        if checkpoint is not None and comm.is_main:  # one writer: rank 0
             hook = _checkpoint_hook(checkpoint, run, generator, best, best_run)
             if start == 0:
                 hook(0, centers, centers, [], False)
         progress = None
-        if verbose:
+        if verbose and comm.is_main:
             from tqdm.auto import tqdm
 
             progress = tqdm(
@@ -307,6 +365,7 @@ def fit(
                 start=start,
                 history=history,
                 on_iteration=hook,
+                comm=comm,
             )
         finally:
             if progress is not None:
@@ -315,7 +374,7 @@ def fit(
         if bounds is not None:
             bounds.moved(centers, rounded)
         centers = rounded
-        stats = final_pass(source, centers, metric, labels, workspace, bounds)
+        stats = final_pass(source, centers, metric, labels, workspace, bounds, comm=comm)
         inertia = float(stats.inertia.sum())
         logger.info("run %d/%d: inertia %.6g after %d iterations", run + 1, n_init, inertia, n_iter)
         # A later run must be clearly better: equal inertias (symmetric solutions) differ only
@@ -332,10 +391,12 @@ def fit(
             )
     assert best is not None
     if best_run != n_init - 1:
-        final_pass(source, best.centers, metric, labels, workspace)
+        final_pass(source, best.centers, metric, labels, workspace, comm=comm)
         best.labels = labels
     if checkpoint is not None:
-        checkpoint.remove()
+        comm.barrier()  # every rank has read the checkpoint before rank 0 removes it
+        if comm.is_main:
+            checkpoint.remove()
     if best.n_nonempty < n_clusters:
         warnings.warn(
             f"Number of distinct clusters ({best.n_nonempty}) found smaller than "

@@ -174,7 +174,15 @@ default="k-means++"
         A file where the state of the fit is written (atomically) after every iteration. A
         later fit with the same parameters and data resumes from it and ends exactly as an
         uninterrupted fit would; a checkpoint of another fit raises
-        :class:`~torchkmeans.CheckpointError`. The file is removed when the fit ends.
+        :class:`~torchkmeans.CheckpointError`. The file is removed when the fit ends. In a
+        distributed fit, rank 0 writes it and every rank resumes from it.
+    distributed : bool, default=False
+        Data-parallel fit over the default ``torch.distributed`` process group (initialize it
+        first, e.g. under ``torchrun``): every rank calls ``fit`` with its own shard of rows
+        (any container; shards may be uneven or empty). Each iteration SUM-reduces the
+        per-cluster sums, weights and inertia in one collective; after the fit every rank holds
+        the same ``cluster_centers_``, the global ``inertia_`` and ``n_iter_``, and ``labels_``
+        for its own rows. ``predict`` stays local.
 
     Attributes
     ----------
@@ -213,6 +221,7 @@ default="k-means++"
         chunk_size: int | None = None,
         init_size: int | None = None,
         checkpoint: Any = None,
+        distributed: bool = False,
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -227,6 +236,7 @@ default="k-means++"
         self.chunk_size = chunk_size
         self.init_size = init_size
         self.checkpoint = checkpoint
+        self.distributed = distributed
 
     # ---------------------------------------------------------------------------------- fit
 
@@ -267,6 +277,7 @@ default="k-means++"
             chunk_size=self.chunk_size,
             init_size=self.init_size,
             checkpoint=self.checkpoint,
+            distributed=self.distributed,
         )
         kind = prepared.checked.kind
         self.cluster_centers_ = kind.wrap(result.centers.to(prepared.out_dtype))

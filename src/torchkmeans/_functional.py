@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -12,13 +13,15 @@ import numpy as np
 import torch
 
 from . import _validation as v
+from . import exceptions
 from ._checkpoint import Checkpoint, describe_init
 from ._core import FitResult, InitSpec, final_pass, fit
 from ._distance import PreparedCenters, pairwise, prepare_rows
+from ._distributed import SINGLE, Comm, get_comm
 from ._init import kmeans_plusplus_
 from ._lloyd import Workspace
 from ._sources import BatchSource, Source, TensorSource, default_chunk_size
-from .exceptions import ParameterError
+from .exceptions import DataError, ParameterError, TorchKMeansError
 
 
 class KMeansResult(NamedTuple):
@@ -79,6 +82,7 @@ def prepare(
     dtype: object,
     chunk_size: object,
     name: str = "X",
+    allow_empty: bool = False,
 ) -> Prepared:
     """Check X and sample_weight and wrap them in a source on the compute device.
 
@@ -94,14 +98,18 @@ def prepare(
         not isinstance(X, v.CheckedData) and v.is_batch_source(X)
     ):
         return _prepare_batches(X, sample_weight, n_clusters, metric, dev, requested, chunk_size)
-    checked = X if isinstance(X, v.CheckedData) else v.check_array(X, name=name)
+    checked = (
+        X if isinstance(X, v.CheckedData) else v.check_array(X, name=name, allow_empty=allow_empty)
+    )
     t = checked.X
     if metric == "cosine":
         v.check_nonzero_rows(t, name)
     out_dtype = requested or (t.dtype if t.is_floating_point() else torch.float32)
     cdtype = v.compute_dtype(out_dtype)
     dev = dev or t.device
-    w = v.check_sample_weight(sample_weight, t.shape[0], cdtype, dev)
+    w = v.check_sample_weight(
+        sample_weight, t.shape[0], cdtype, dev, require_positive=not allow_empty
+    )
     rows = chunk_size or default_chunk_size(t.shape[1], n_clusters)
     source = TensorSource(
         t,
@@ -197,30 +205,62 @@ def run_fit(
     chunk_size: object,
     init_size: object = None,
     checkpoint: object = None,
+    distributed: object = False,
 ) -> tuple[FitResult, Prepared]:
-    """The whole fit boundary: every check, then one call into the core."""
-    k = v.check_int("n_clusters", n_clusters, 1)
-    init_size_ = v.check_init_size(init_size)
-    checkpoint_path = v.check_checkpoint(checkpoint)
-    max_iter_ = v.check_int("max_iter", max_iter, 1)
-    tol_ = v.check_tol(tol)
-    verbose_ = v.check_verbose(verbose)
-    v.check_init(init)
-    n_init_ = v.resolve_n_init(n_init, init)
-    generator = make_generator(random_state)
-    prepared = prepare(
-        X,
-        sample_weight,
-        n_clusters=k,
-        metric=v.check_metric(metric),
-        device=device,
-        dtype=dtype,
-        chunk_size=chunk_size,
+    """The whole fit boundary: every check, then one call into the core.
+
+    With ``distributed=True`` every rank checks its shard and the ranks agree on the outcome
+    first: bad data on one rank makes every rank raise (no rank is left waiting in a
+    collective).
+    """
+    comm = get_comm(v.check_distributed(distributed))
+
+    def setup() -> tuple[Any, ...]:
+        k = v.check_int("n_clusters", n_clusters, 1)
+        init_size_ = v.check_init_size(init_size)
+        checkpoint_path = v.check_checkpoint(checkpoint)
+        max_iter_ = v.check_int("max_iter", max_iter, 1)
+        tol_ = v.check_tol(tol)
+        verbose_ = v.check_verbose(verbose)
+        v.check_init(init)
+        n_init_ = v.resolve_n_init(n_init, init)
+        generator = make_generator(random_state)
+        prepared = prepare(
+            X,
+            sample_weight,
+            n_clusters=k,
+            metric=v.check_metric(metric),
+            device=device,
+            dtype=dtype,
+            chunk_size=chunk_size,
+            allow_empty=comm.distributed,
+        )
+        return (
+            k,
+            init_size_,
+            checkpoint_path,
+            max_iter_,
+            tol_,
+            verbose_,
+            n_init_,
+            generator,
+            prepared,
+        )
+
+    k, init_size_, checkpoint_path, max_iter_, tol_, verbose_, n_init_, generator, prepared = agree(
+        comm, setup
     )
     source = prepared.source
-    v.check_n_clusters(k, source.n_samples)
-    init_spec = resolve_init(init, prepared, k)
-    seed_rows = resolve_init_size(init_size_, source, k)
+    if comm.distributed:
+        agree(comm, lambda: join_shards(comm, prepared, generator))
+
+    def finish_setup() -> tuple[Any, ...]:
+        v.check_n_clusters(k, source.n_total)
+        init_spec = resolve_init(init, prepared, k)
+        seed_rows = resolve_init_size(init_size_, source, k, comm)
+        return init_spec, seed_rows
+
+    init_spec, seed_rows = agree(comm, finish_setup)
     ckpt = None
     if checkpoint_path is not None:
         ckpt = Checkpoint(
@@ -238,6 +278,7 @@ def run_fit(
                 "dtype": str(prepared.out_dtype),
                 "device": source.device.type,
                 "init_size": seed_rows,
+                "world_size": comm.world_size,
             },
         )
     result = fit(
@@ -253,8 +294,64 @@ def run_fit(
         verbose=verbose_,
         init_size=seed_rows,
         checkpoint=ckpt,
+        comm=comm,
     )
     return result, prepared
+
+
+def agree(comm: Comm, step: Callable[[], Any]) -> Any:
+    """Run a validation step on every rank; if it fails on any rank, raise on every rank.
+
+    The rank that failed raises its own error; the others raise the same kind of error naming
+    that rank and its message. On one process, just run the step.
+    """
+    if not comm.distributed:
+        return step()
+    try:
+        value, failure = step(), None
+    except TorchKMeansError as exc:
+        value, failure = None, exc
+    reports = comm.all_gather_object(
+        None if failure is None else (type(failure).__name__, str(failure))
+    )
+    if failure is not None:
+        raise failure
+    for rank, report in enumerate(reports):
+        if report is not None:
+            kind = getattr(exceptions, report[0], DataError)
+            raise kind(f"rank {rank} failed: {report[1]}")
+    return value
+
+
+def join_shards(comm: Comm, prepared: Prepared, generator: torch.Generator) -> None:
+    """Check that the shards agree (features, dtype), record the global row count and this
+    shard's offset, and give every rank rank 0's random stream."""
+    source = prepared.source
+    w = source.sample_weight
+    positive = source.n_samples > 0 and (w is None or bool((w > 0).any()))
+    mine = (source.n_samples, source.n_features, str(prepared.out_dtype), positive)
+    shards = comm.all_gather_object(mine)
+    for rank, (_, d, dtype, _) in enumerate(shards):
+        if d != shards[0][1]:
+            raise DataError(
+                f"rank {rank} has data with {d} features, rank 0 with {shards[0][1]}: every "
+                "shard must have the same columns."
+            )
+        if dtype != shards[0][2]:
+            raise DataError(
+                f"rank {rank} computes in {dtype}, rank 0 in {shards[0][2]}: pass shards of "
+                "one dtype (or set dtype=)."
+            )
+    source.n_total = sum(s[0] for s in shards)
+    source.offset = sum(s[0] for s in shards[: comm.rank])
+    if source.n_total == 0:
+        raise DataError("every shard is empty: the fit needs at least one row on some rank.")
+    if not any(s[3] for s in shards):
+        raise DataError(
+            "sample_weight is zero for every row of every shard; expected a positive weight."
+        )
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    generator.manual_seed(int(comm.broadcast_object(seed)))
 
 
 # Seeding on out-of-core data runs on a sample of about this many bytes (see resolve_init_size).
@@ -269,11 +366,14 @@ def default_init_size(n_samples: int, n_features: int, n_clusters: int) -> int:
     return min(n_samples, max(3 * n_clusters, rows))
 
 
-def resolve_init_size(init_size: int | None, source: Source, n_clusters: int) -> int | None:
+def resolve_init_size(
+    init_size: int | None, source: Source, n_clusters: int, comm: Comm = SINGLE
+) -> int | None:
     """The rows seeding runs on; None means every row (in-memory data, no init_size given)."""
-    n = source.n_samples
+    n = source.n_total
+    out_of_core = any(comm.all_gather_object(source.out_of_core))
     if init_size is None:
-        if not source.out_of_core:
+        if not out_of_core:
             return None
         return default_init_size(n, source.n_features, n_clusters)
     if init_size < n_clusters:
@@ -304,6 +404,7 @@ def kmeans(
     chunk_size: int | None = None,
     init_size: int | None = None,
     checkpoint: Any = None,
+    distributed: bool = False,
 ) -> KMeansResult:
     """Cluster ``X`` into ``n_clusters`` groups with Lloyd's algorithm.
 
@@ -343,6 +444,7 @@ def kmeans(
         chunk_size=chunk_size,
         init_size=init_size,
         checkpoint=checkpoint,
+        distributed=distributed,
     )
     kind = prepared.checked.kind
     return KMeansResult(

@@ -15,7 +15,8 @@ import math
 
 import torch
 
-from ._distance import PreparedCenters, pairwise, prepare_rows
+from ._distance import PreparedCenters, pairwise, partial_scores, prepare_rows
+from ._distributed import SINGLE, Comm
 from ._sources import TensorSource
 
 
@@ -55,6 +56,52 @@ def sample_by_cdf(cumulative: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 _CACHE_BUDGET = 48 << 20
 
 
+def draw_rows(
+    source: TensorSource,
+    order: torch.Tensor,
+    cumulative: torch.Tensor,
+    u: torch.Tensor,
+    comm: Comm,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows drawn with probability proportional to mass, over the rows of every rank.
+
+    ``cumulative`` holds this shard's cumulative mass in the canonical ``order``; ``u`` the
+    same uniform draws on every rank. The rank whose mass interval holds ``u * total`` picks its
+    row by inverse CDF; rows and global indices reach every rank through one SUM. Returns
+    ``(rows, global indices)``, identical on every rank. On one process, the plain draw.
+    """
+    if not comm.distributed:
+        idx = order[sample_by_cdf(cumulative, u)]
+        return source.rows(idx), idx
+    device = source.device
+    local_total = (
+        cumulative[-1:].clone()
+        if cumulative.numel()
+        else torch.zeros(1, dtype=torch.float64, device=device)
+    )
+    totals = torch.cat(comm.all_gather(local_total.to(torch.float64)))
+    ends = torch.cumsum(totals, 0)
+    targets = u.to(torch.float64) * ends[-1]
+    owner = torch.searchsorted(ends, targets, right=True).clamp_max_(comm.world_size - 1)
+    # a draw landing past the last positive shard goes to the last rank with mass
+    positive = (totals > 0).nonzero().flatten()
+    owner = torch.where(totals[owner] > 0, owner, positive[-1])
+    t = u.shape[0]
+    rows = torch.zeros(t, source.n_features, dtype=torch.float64, device=device)
+    index = torch.zeros(t, dtype=torch.float64, device=device)
+    mine = (owner == comm.rank).nonzero().flatten()
+    if mine.numel():
+        start = ends[comm.rank] - totals[comm.rank]
+        local_u = ((targets[mine] - start) / totals[comm.rank]).clamp_(0.0, 1.0)
+        idx = order[sample_by_cdf(cumulative, local_u)]
+        rows[mine] = source.rows(idx).to(torch.float64)
+        index[mine] = (idx + source.offset).to(torch.float64)
+    flat = torch.cat([rows.reshape(-1), index])
+    comm.all_reduce_(flat)
+    rows = flat[: t * source.n_features].view(t, source.n_features).to(source.dtype)
+    return rows, flat[t * source.n_features :].round().to(torch.long)
+
+
 def _distances_to(
     source: TensorSource, rows: torch.Tensor, metric: str, shift: torch.Tensor | None
 ):
@@ -86,6 +133,7 @@ def kmeans_plusplus_(
     metric: str = "euclidean",
     shift: torch.Tensor | None = None,
     n_local_trials: int | None = None,
+    comm: Comm = SINGLE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy k-means++ (Arthur & Vassilvitskii 2007, with local trials as in scikit-learn).
 
@@ -103,9 +151,9 @@ def kmeans_plusplus_(
     sw = source.sample_weight
     w_sorted = None if sw is None else sw.to(torch.float64)[order]
     cumulative = _cumulative_weights(w_sorted, n, device)
-    first = order[sample_by_cdf(cumulative, _uniform(generator, 1, device))]
+    first_row, first = draw_rows(source, order, cumulative, _uniform(generator, 1, device), comm)
     indices = [first]
-    centers = [source.rows(first)]
+    centers = [first_row]
 
     closest = torch.empty(n, dtype=torch.float64, device=device)
     for start, d in _distances_to(source, centers[0], metric, shift):
@@ -127,13 +175,15 @@ def kmeans_plusplus_(
             cumulative.mul_(w_sorted)
         cumulative.cumsum_(0)
         u = _uniform(generator, n_local_trials, device)
-        if not bool(cumulative[-1] > 0):
+        local_mass = cumulative[-1:] if n else torch.zeros(1, dtype=torch.float64, device=device)
+        mass = comm.all_reduce_(local_mass.clone())
+        if not bool(mass[0] > 0):
             # Every weighted row already sits on a center: fall back to sampling by weight.
             # The fit will warn that there are fewer distinct points than clusters.
-            candidates = order[sample_by_cdf(_cumulative_weights(w_sorted, n, device), u)]
+            fallback = _cumulative_weights(w_sorted, n, device)
+            rows, candidates = draw_rows(source, order, fallback, u, comm)
         else:
-            candidates = order[sample_by_cdf(cumulative, u)]
-        rows = source.rows(candidates)
+            rows, candidates = draw_rows(source, order, cumulative, u, comm)
         pot.zero_()
         for start, d in _distances_to(source, rows, metric, shift):
             m = d.shape[0]
@@ -144,6 +194,7 @@ def kmeans_plusplus_(
                 new.mul_(sw[start : start + m, None].to(torch.float64))
             # index_add_ adds row by row in order: the potentials do not depend on chunking.
             pot.index_add_(0, zero_index[:m], new)
+        comm.all_reduce_(pot)
         best = _first_minimum(pot[0])
         best_row = rows[best : best + 1]
         if cache is not None:
@@ -171,7 +222,11 @@ _MAX_REDRAWS = 64
 
 
 def random_rows_(
-    source: TensorSource, n_clusters: int, generator: torch.Generator, metric: str = "euclidean"
+    source: TensorSource,
+    n_clusters: int,
+    generator: torch.Generator,
+    metric: str = "euclidean",
+    comm: Comm = SINGLE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_clusters`` distinct points drawn with probability proportional to weight.
 
@@ -189,8 +244,7 @@ def random_rows_(
     indices: list[torch.Tensor] = []
     redraws = 0
     while len(rows) < n_clusters:
-        idx = order[sample_by_cdf(cumulative, _uniform(generator, 1, source.device))]
-        row = source.rows(idx)
+        row, idx = draw_rows(source, order, cumulative, _uniform(generator, 1, source.device), comm)
         if rows and redraws < _MAX_REDRAWS and bool((torch.cat(rows) == row).all(dim=1).any()):
             redraws += 1
             continue
@@ -198,3 +252,107 @@ def random_rows_(
         rows.append(row)
         indices.append(idx)
     return torch.cat(rows), torch.cat(indices)
+
+
+# k-means|| (Bahmani et al. 2012): rounds of oversampling, then weighted k-means++ on the
+# candidates. Five rounds of 2k expected candidates each is the setting the paper found enough.
+KMEANS_PARALLEL_ROUNDS = 5
+
+
+def kmeans_parallel_(
+    source: TensorSource,
+    n_clusters: int,
+    generator: torch.Generator,
+    *,
+    metric: str = "euclidean",
+    shift: torch.Tensor | None = None,
+    rounds: int = KMEANS_PARALLEL_ROUNDS,
+    oversampling: float | None = None,
+    comm: Comm = SINGLE,
+) -> torch.Tensor:
+    """Scalable k-means++ ("k-means||", Bahmani et al. 2012).
+
+    One first center drawn by weight; then ``rounds`` rounds in which every row is kept
+    independently with probability ``min(1, l * w * D(x)^2 / phi)`` (``l = oversampling``,
+    default ``2 * n_clusters``; ``phi`` the total weighted potential), so each round adds about
+    ``l`` candidates and reads the data twice. The candidates of all ranks are gathered, weighted
+    by the total weight of the rows closest to them, and reclustered with greedy weighted
+    k-means++ on every rank identically. Returns the ``n_clusters`` centers. Each rank draws its
+    rows' coins from its own stream (seeded from ``generator`` and the rank), so a seed gives the
+    same centers for the same world size.
+    """
+    device, n = source.device, source.n_samples
+    ell = float(2 * n_clusters if oversampling is None else oversampling)
+    order = canonical_order(source, metric)
+    sw = source.sample_weight
+    w64 = None if sw is None else sw.to(torch.float64)
+    cumulative = _cumulative_weights(None if w64 is None else w64[order], n, device)
+    first, _ = draw_rows(source, order, cumulative, _uniform(generator, 1, device), comm)
+    base_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    coins = torch.Generator().manual_seed(base_seed + 1_000_003 * comm.rank)
+    candidates = [first]
+    closest = torch.empty(n, dtype=torch.float64, device=device)
+    for start, d in _distances_to(source, first, metric, shift):
+        closest[start : start + d.shape[0]] = d[:, 0]
+    for _ in range(rounds):
+        mass = closest if w64 is None else closest * w64
+        phi = comm.all_reduce_(mass.sum().reshape(1))
+        if not bool(phi[0] > 0):
+            break
+        u = torch.rand(n, generator=coins, dtype=torch.float64).to(device)
+        keep = (u * phi[0] < ell * mass).nonzero().flatten()
+        new = _gather_rows(source, keep, comm)
+        if new.shape[0] == 0:
+            continue
+        candidates.append(new)
+        for start, d in _distances_to(source, new, metric, shift):
+            seg = closest[start : start + d.shape[0]]
+            torch.minimum(seg, d.amin(dim=1).to(torch.float64), out=seg)
+    pool = torch.cat(candidates)
+    if pool.shape[0] <= n_clusters:
+        # too few candidates (tiny or degenerate data): greedy k-means++ on the data itself
+        centers, _ = kmeans_plusplus_(
+            source, n_clusters, generator, metric=metric, shift=shift, comm=comm
+        )
+        return centers
+    # weight of each candidate: the total weight of the rows closest to it
+    pc = PreparedCenters(pool, metric, shift)
+    weights = torch.zeros(pool.shape[0], dtype=torch.float64, device=device)
+    for chunk in source.chunks():
+        scores = partial_scores(prepare_rows(chunk.x, metric, shift), pc)
+        lab = scores.argmin(dim=1)
+        w = (
+            torch.ones(lab.shape[0], dtype=torch.float64, device=device)
+            if chunk.w is None
+            else chunk.w.to(torch.float64)
+        )
+        weights.index_add_(0, lab, w)
+    comm.all_reduce_(weights)
+    seeds = TensorSource(
+        pool,
+        weights.to(source.dtype),
+        device=device,
+        dtype=source.dtype,
+        chunk_size=source.chunk_size,
+    )
+    centers, _ = kmeans_plusplus_(seeds, n_clusters, generator, metric=metric, shift=shift)
+    return centers
+
+
+def _gather_rows(source: TensorSource, keep: torch.Tensor, comm: Comm) -> torch.Tensor:
+    """The rows at local indices ``keep`` of every rank, concatenated in rank order."""
+    rows = (
+        source.rows(keep)
+        if keep.numel()
+        else torch.empty(0, source.n_features, dtype=source.dtype, device=source.device)
+    )
+    if not comm.distributed:
+        return rows
+    counts = comm.all_gather_object(int(rows.shape[0]))
+    most = max(counts)
+    if most == 0:
+        return rows
+    padded = torch.zeros(most, source.n_features, dtype=source.dtype, device=source.device)
+    padded[: rows.shape[0]] = rows
+    parts = comm.all_gather(padded)
+    return torch.cat([p[:c] for p, c in zip(parts, counts)])

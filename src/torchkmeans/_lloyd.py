@@ -20,6 +20,7 @@ from ._distance import (
     metric_distance,
     prepare_rows,
 )
+from ._distributed import SINGLE, Comm
 from ._sources import Source
 
 
@@ -40,6 +41,22 @@ class LloydStats:
     counts: torch.Tensor  # (K,) rows of positive weight per cluster  reduce: SUM
     inertia: torch.Tensor  # (K,) weighted distances per cluster      reduce: SUM
     changed: torch.Tensor  # () labels that differ from the last pass reduce: SUM
+
+    def reduce_(self, comm: Comm) -> None:
+        """SUM over ranks, in one packed collective (float64, so counts stay exact)."""
+        if not comm.distributed:
+            return
+        parts = [self.sums.reshape(-1), self.weights, self.counts, self.inertia]
+        flat = torch.cat(
+            [t.to(torch.float64) for t in parts] + [self.changed.to(torch.float64).reshape(1)]
+        )
+        comm.all_reduce_(flat)
+        offset = 0
+        for t in parts:
+            n = t.numel()
+            t.copy_(flat[offset : offset + n])
+            offset += n
+        self.changed.copy_(flat[offset].to(torch.int64))
 
     @classmethod
     def zeros(cls, k: int, d: int, dtype: torch.dtype, device: torch.device) -> LloydStats:
@@ -257,8 +274,36 @@ def _farthest_rows(
     return best_d, best_i, best_l, best_x, best_w
 
 
+def _gather_farthest(
+    comm: Comm,
+    m: int,
+    parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``m`` farthest rows over all ranks, identical on every rank (ties: global index)."""
+    d, i, lab, x, w = parts
+    pad = m - d.shape[0]
+    if pad > 0:  # a shard with fewer rows than m: pad with entries that can never be chosen
+        d = torch.cat([d, torch.full((pad,), -2.0, dtype=d.dtype, device=d.device)])
+        i = torch.cat([i, torch.full((pad,), -1, dtype=i.dtype, device=i.device)])
+        lab = torch.cat([lab, torch.zeros(pad, dtype=lab.dtype, device=lab.device)])
+        x = torch.cat([x, torch.zeros(pad, x.shape[1], dtype=x.dtype, device=x.device)])
+        w = torch.cat([w, torch.zeros(pad, dtype=w.dtype, device=w.device)])
+    d = torch.cat(comm.all_gather(d))
+    i = torch.cat(comm.all_gather(i))
+    lab = torch.cat(comm.all_gather(lab))
+    x = torch.cat(comm.all_gather(x))
+    w = torch.cat(comm.all_gather(w))
+    order = torch.argsort(i, stable=True)
+    order = order[torch.argsort(-d[order], stable=True)][:m]
+    return d[order], i[order], lab[order], x[order], w[order]
+
+
 def relocate_empty_clusters(
-    stats: LloydStats, source: Source, pc: PreparedCenters, workspace: Workspace
+    stats: LloydStats,
+    source: Source,
+    pc: PreparedCenters,
+    workspace: Workspace,
+    comm: Comm = SINGLE,
 ) -> int:
     """Move the rows farthest from their centers into the empty clusters (as scikit-learn does).
 
@@ -272,9 +317,12 @@ def relocate_empty_clusters(
     if n_empty == 0:
         return 0
     k = pc.n_clusters
-    dist, idx, lab, rows, weights = _farthest_rows(
-        source, pc, workspace, min(source.n_samples, n_empty + k)
-    )
+    m = min(source.n_total, n_empty + k)
+    farthest = _farthest_rows(source, pc, workspace, m)
+    if comm.distributed:
+        d_, i_, l_, x_, w_ = farthest
+        farthest = _gather_farthest(comm, m, (d_, i_ + source.offset, l_, x_, w_))
+    dist, idx, lab, rows, weights = farthest
     rows = rows.to(stats.sums.dtype)
     weights = weights.to(stats.sums.dtype)
     filled = 0

@@ -79,6 +79,9 @@ class TensorSource:
         self.chunk_size = int(chunk_size)
         self.n_samples = int(X.shape[0])
         self.n_features = int(X.shape[1])
+        # rows of all ranks together, and the global index of this shard's first row
+        self.n_total = self.n_samples
+        self.offset = 0
 
     @property
     def weighted(self) -> bool:
@@ -196,6 +199,8 @@ class BatchSource:
         self.device = device
         self.dtype = dtype
         self.chunk_size = int(chunk_size)
+        self.n_total = self.n_samples
+        self.offset = 0
 
     @property
     def weighted(self) -> bool:

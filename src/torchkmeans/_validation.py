@@ -31,7 +31,7 @@ _DTYPE_NAMES = {
     "double": torch.float64,
 }
 METRICS = ("euclidean", "cosine")
-INIT_NAMES = ("k-means++", "random")
+INIT_NAMES = ("k-means++", "k-means||", "random")
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,8 @@ def resolve_n_init(n_init: object, init: object) -> int:
     if isinstance(n_init, str):
         if n_init != "auto":
             raise ParameterError(f"n_init must be 'auto' or an integer >= 1, got {n_init!r}.")
-        return 1 if (isinstance(init, str) and init == "k-means++") or _is_array(init) else 10
+        seeded = isinstance(init, str) and init in ("k-means++", "k-means||")
+        return 1 if seeded or _is_array(init) else 10
     value = check_int("n_init", n_init, 1)
     if _is_array(init) and value != 1:
         warnings.warn(
@@ -437,7 +438,9 @@ def check_batches(X: Any, *, name: str = "X") -> CheckedBatches:
     return CheckedBatches(X, n, d, dtype, weighted, kind)
 
 
-def check_array(X: Any, *, name: str = "X", allow_1d: bool = False) -> CheckedData:
+def check_array(
+    X: Any, *, name: str = "X", allow_1d: bool = False, allow_empty: bool = False
+) -> CheckedData:
     """Validate ``X`` and wrap it as a tensor without copying float32/float64 data.
 
     Checks container, dtype, dimensions, emptiness and finiteness. Integer and boolean data are
@@ -491,7 +494,7 @@ def check_array(X: Any, *, name: str = "X", allow_1d: bool = False) -> CheckedDa
             f"{t.dim()}-D array of shape {tuple(t.shape)}."
         )
     n, d = t.shape
-    if n == 0:
+    if n == 0 and not allow_empty:
         raise DataError(
             f"Found array with 0 sample(s) (shape={tuple(t.shape)}) while a minimum of 1 is "
             f"required: {name} is empty."
@@ -585,9 +588,17 @@ def check_n_features(
 
 
 def check_sample_weight(
-    sample_weight: Any, n_samples: int, dtype: torch.dtype, device: torch.device
+    sample_weight: Any,
+    n_samples: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    require_positive: bool = True,
 ) -> torch.Tensor | None:
-    """Return the weights as a 1-D tensor on ``device`` (None when not given)."""
+    """Return the weights as a 1-D tensor on ``device`` (None when not given).
+
+    ``require_positive=False`` (a shard of a distributed fit) leaves the check that some weight
+    is positive to the caller, who checks it over all shards.
+    """
     if sample_weight is None:
         return None
     if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, bool):
@@ -625,7 +636,7 @@ def check_sample_weight(
             f"sample_weight must be >= 0, got {float(w[i])} at position {i}. Negative weights "
             "have no meaning in k-means."
         )
-    if not bool((w > 0).any()):
+    if require_positive and not bool((w > 0).any()):
         raise DataError(
             "sample_weight is zero for every sample; expected at least one positive weight."
         )
@@ -685,3 +696,19 @@ def check_checkpoint(checkpoint: object) -> Any:
             "first or pass another path."
         )
     return path
+
+
+def check_distributed(distributed: object) -> bool:
+    """``distributed=True`` needs an initialized default process group."""
+    if not isinstance(distributed, (bool, np.bool_)):
+        raise ParameterError(f"distributed must be True or False, got {distributed!r}.")
+    if distributed:
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            raise ParameterError(
+                "distributed=True needs an initialized default process group: call "
+                "torch.distributed.init_process_group(backend='gloo' or 'nccl') first, or launch "
+                "with torchrun and call it at the start of the script."
+            )
+    return bool(distributed)

@@ -145,8 +145,11 @@ def _read_header(path: Path) -> dict[str, Any]:
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            head = f.read(8)
-            if head[:1] == b"\x80" or head[:2] == b"PK":
+            head = f.read(9)
+            # a safetensors file: 8-byte header length, then the JSON header's "{"; a pickle
+            # starts with the PROTO opcode 0x80, a torch.save zip file with "PK"
+            looks_safetensors = len(head) == 9 and head[8:9] == b"{"
+            if not looks_safetensors and (head[:1] == b"\x80" or head[:2] == b"PK"):
                 raise ModelFileError(
                     f"{path}: this is a pickle or torch.save file, not a torchkmeans model; it was "
                     "not loaded because unpickling can execute code. Re-save the model with "
@@ -154,7 +157,8 @@ def _read_header(path: Path) -> dict[str, Any]:
                 )
             if len(head) < 8:
                 raise ModelFileError(f"{path}: file is truncated ({size} bytes); not a model file.")
-            n = int.from_bytes(head, "little")
+            n = int.from_bytes(head[:8], "little")
+            f.seek(8)
             if n <= 0 or n > _MAX_HEADER or 8 + n > size:
                 raise ModelFileError(
                     f"{path}: not a safetensors model file, or truncated (header of {n} bytes "
