@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         MiniBatchKMeans(k, random_state=0).fit(X[:5000])
         res = {}
         for label, make in (
-            ("torchkmeans", lambda s: MiniBatchKMeans(k, random_state=s)),
-            ("scikit-learn", lambda s: Sk(k, random_state=s, n_init="auto")),
+            ("torchkmeans", lambda s, k=k: MiniBatchKMeans(k, random_state=s)),
+            ("scikit-learn", lambda s, k=k: Sk(k, random_state=s, n_init="auto")),
         ):
             times, inertias, steps = [], [], []
             for seed in range(args.seeds):
