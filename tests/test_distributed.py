@@ -210,3 +210,16 @@ def test_a_dying_rank_ends_the_job(tmp_path):
     out = _torchrun([str(script)], tmp_path, timeout=180)
     assert out.returncode != 0
     assert time.monotonic() - t < 170
+
+
+def test_minibatch_distributed(tmp_path):
+    results = launch(2, "minibatch", tmp_path)
+    assert results[0]["minibatch"]["centers"] == results[1]["minibatch"]["centers"]
+    assert results[0]["minibatch"]["inertia"] == results[1]["minibatch"]["inertia"]
+    X, _ = dist_worker.data()
+    from torchkmeans import MiniBatchKMeans
+
+    single = MiniBatchKMeans(dist_worker.K, random_state=0, batch_size=256).fit(X)
+    assert results[0]["minibatch"]["inertia"] <= 1.05 * single.inertia_
+    labels = np.concatenate([r["minibatch"]["labels"] for r in results])
+    assert labels.shape == (len(X),)

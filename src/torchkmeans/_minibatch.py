@@ -22,10 +22,19 @@ from typing import Any
 import torch
 
 from . import _validation as v
-from ._core import data_moments, init_centers
+from ._core import _sample_shard, data_moments, init_centers
 from ._distance import PreparedCenters, prepare_rows
+from ._distributed import SINGLE, Comm, get_comm
 from ._estimator import _KMeansBase
-from ._functional import Prepared, assign_labels, make_generator, prepare, resolve_init
+from ._functional import (
+    Prepared,
+    agree,
+    assign_labels,
+    join_shards,
+    make_generator,
+    prepare,
+    resolve_init,
+)
 from ._init import canonical_order, random_rows_, sample_by_cdf
 from ._lloyd import Workspace, accumulate
 from ._sources import BatchSource, Source, TensorSource, sample_indices
@@ -54,11 +63,16 @@ def minibatch_step(
     reassign: bool,
     reassignment_ratio: float,
     workspace: Workspace,
+    comm: Comm = SINGLE,
 ) -> tuple[float, torch.Tensor]:
-    """One mini-batch update of ``state`` in place. Returns (batch inertia, old centers)."""
+    """One mini-batch update of ``state`` in place. Returns (batch inertia, old centers).
+
+    Distributed: the batch is the union of every rank's part, its statistics SUM-reduced.
+    """
     old = state.centers
     pc = PreparedCenters(old, metric, None)
     stats = accumulate(batch, pc, None, workspace)
+    stats.reduce_(comm)
     acc = stats.sums.dtype
     bw = stats.weights
     sums = stats.sums
@@ -75,7 +89,7 @@ def minibatch_step(
     new = torch.where(hit[:, None], moved.to(old.dtype), old)
     counts = torch.where(bw > 0, total, counts)
     if reassign and reassignment_ratio > 0:
-        new, counts = _reassign(batch, new, counts, generator, reassignment_ratio, metric)
+        new, counts = _reassign(batch, new, counts, generator, reassignment_ratio, metric, comm)
     state.centers = new
     state.counts = counts.to(torch.float64)
     return float(stats.inertia.sum()), old
@@ -88,18 +102,19 @@ def _reassign(
     generator: torch.Generator,
     ratio: float,
     metric: str,
+    comm: Comm = SINGLE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Move centers that absorbed little weight to random distinct points of the batch, drawn
     with probability proportional to weight (so weights act as repeated rows)."""
     low = counts < ratio * counts.max()
-    half = 0.5 * float(batch.weights_at(torch.arange(batch.n_samples, device=batch.device)).sum())
+    half = 0.5 * _batch_weight(batch, comm)
     if float(low.sum()) > half:
         keep = torch.argsort(counts, stable=True)[int(half) :]
         low[keep] = False
     n_low = int(low.sum())
     if n_low == 0:
         return centers, counts
-    rows, _ = random_rows_(batch, n_low, generator, metric)
+    rows, _ = random_rows_(batch, n_low, generator, metric, comm=comm)
     targets = low.nonzero().flatten()
     centers = centers.clone()
     centers[targets] = prepare_rows(rows, metric, None).to(centers.dtype)
@@ -146,14 +161,24 @@ class _RowSampler:
         return batch
 
 
-def _batches(source: Source, batch_size: int, generator: torch.Generator):
+def _batches(source: Source, batch_size: int, generator: torch.Generator, comm: Comm = SINGLE):
     """Endless mini-batches: drawn by :class:`_RowSampler` from sources with random access
     (when ``batch_size`` covers the data, every step sees all rows with their weights), and
-    consecutive slices of the stream, in order, from sources of batches."""
+    consecutive slices of the stream, in order, from sources of batches. Distributed: each rank
+    draws its share of ``batch_size`` (proportional to its rows) from its shard, with its own
+    stream."""
     if isinstance(source, TensorSource):
-        if batch_size >= source.n_samples:
+        if batch_size >= source.n_total:
             while True:
                 yield source
+        if comm.distributed:
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+            generator = torch.Generator().manual_seed(seed + 1_000_003 * comm.rank)
+            batch_size = round(batch_size * source.n_samples / source.n_total)
+            if batch_size == 0 or source.n_samples == 0:
+                empty = source.sample(torch.zeros(0, dtype=torch.long))
+                while True:
+                    yield empty
         sampler = _RowSampler(source)
         while True:
             yield sampler.draw(batch_size, generator)
@@ -184,17 +209,24 @@ def _rechunk(source: BatchSource, batch_size: int):
         )
 
 
-def _batch_weight(batch: TensorSource) -> float:
+def _reduced(value: float, comm: Comm) -> float:
+    if not comm.distributed:
+        return value
+    return float(comm.all_reduce_(torch.tensor([value], dtype=torch.float64))[0])
+
+
+def _batch_weight(batch: TensorSource, comm: Comm = SINGLE) -> float:
     if batch.sample_weight is None:
-        return float(batch.n_samples)
-    return float(batch.sample_weight.sum())
+        return _reduced(float(batch.n_samples), comm)
+    return _reduced(float(batch.sample_weight.to(torch.float64).sum()), comm)
 
 
-def _total_weight(source: Source) -> float:
-    return sum(
+def _total_weight(source: Source, comm: Comm = SINGLE) -> float:
+    local = sum(
         float(c.x.shape[0]) if c.w is None else float(c.w.to(torch.float64).sum())
         for c in source.chunks()
     )
+    return _reduced(local, comm)
 
 
 class MiniBatchKMeans(_KMeansBase):
@@ -230,6 +262,11 @@ class MiniBatchKMeans(_KMeansBase):
     metric : {"euclidean", "cosine"}, default="euclidean"
     device, dtype, chunk_size :
         As for :class:`KMeans`.
+    distributed : bool, default=False
+        Data-parallel fit over the default ``torch.distributed`` process group: every rank
+        passes its shard to ``fit``; each step's mini-batch is drawn from every shard in
+        proportion to its rows and its statistics are SUM-reduced, so every rank ends with the
+        same centers (``labels_`` for its own rows). ``partial_fit`` stays local.
 
     Data may be any container :class:`KMeans` accepts, including memory-mapped arrays (random
     rows are read per step) and re-iterable sources of batches such as a DataLoader (each batch,
@@ -260,6 +297,7 @@ class MiniBatchKMeans(_KMeansBase):
         device: Any = None,
         dtype: Any = None,
         chunk_size: int | None = None,
+        distributed: bool = False,
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -277,6 +315,7 @@ class MiniBatchKMeans(_KMeansBase):
         self.device = device
         self.dtype = dtype
         self.chunk_size = chunk_size
+        self.distributed = distributed
 
     # ------------------------------------------------------------------------- parameters
 
@@ -324,7 +363,9 @@ class MiniBatchKMeans(_KMeansBase):
             size = 3 * k
         return min(int(size), n)
 
-    def _prepare_fit(self, X: Any, sample_weight: Any, k: int) -> Prepared:
+    def _prepare_fit(
+        self, X: Any, sample_weight: Any, k: int, allow_empty: bool = False
+    ) -> Prepared:
         return prepare(
             X,
             sample_weight,
@@ -333,6 +374,7 @@ class MiniBatchKMeans(_KMeansBase):
             device=self.device,
             dtype=self.dtype,
             chunk_size=self.chunk_size,
+            allow_empty=allow_empty,
         )
 
     def _seed(
@@ -342,13 +384,16 @@ class MiniBatchKMeans(_KMeansBase):
         n_init: int,
         generator: torch.Generator,
         mean: torch.Tensor,
+        comm: Comm = SINGLE,
     ) -> torch.Tensor:
         """Best of ``n_init`` seedings, judged on a validation sample of ``init_size`` rows."""
         source = prepared.source
         init = resolve_init(self.init, prepared, k)
-        size = self._init_size(source.n_samples, k)
+        size = self._init_size(source.n_total, k)
         shift = mean if prepared.metric == "euclidean" else None
         sampler = None
+        if comm.distributed:
+            return self._seed_distributed(prepared, k, n_init, generator, shift, size, comm)
         if size >= source.n_samples:
             valid: Source = source
         elif isinstance(source, TensorSource):
@@ -379,36 +424,88 @@ class MiniBatchKMeans(_KMeansBase):
         assert best is not None
         return best
 
+    def _seed_distributed(
+        self,
+        prepared: Prepared,
+        k: int,
+        n_init: int,
+        generator: torch.Generator,
+        shift: torch.Tensor | None,
+        size: int,
+        comm: Comm,
+    ) -> torch.Tensor:
+        source = prepared.source
+        init = resolve_init(self.init, prepared, k)
+        partial = size < source.n_total
+        valid = (
+            _sample_shard(source, sample_indices(source.n_total, size, generator))
+            if partial
+            else source
+        )
+        best, best_inertia = None, math.inf
+        for _ in range(n_init):
+            centers = init_centers(
+                source,
+                k,
+                init,
+                generator,
+                metric=prepared.metric,
+                shift=shift,
+                init_size=size if partial else None,
+                comm=comm,
+            )
+            _, inertia = assign_labels(valid, centers, prepared.metric)
+            inertia = _reduced(inertia, comm)
+            if best is None or inertia < best_inertia:
+                best, best_inertia = centers, inertia
+        assert best is not None
+        return best
+
     # ------------------------------------------------------------------------------- fit
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MiniBatchKMeans:
-        """Compute the centers with mini-batch steps over X (any container KMeans accepts)."""
-        p = self._check_params()
+        """Compute the centers with mini-batch steps over X (any container KMeans accepts).
+
+        With ``distributed=True`` every rank passes its shard; each step's batch is drawn from
+        every shard in proportion to its rows and its statistics are SUM-reduced, so every rank
+        ends with the same centers.
+        """
+        comm = get_comm(v.check_distributed(self.distributed))
+
+        def setup() -> tuple[Any, ...]:
+            p = self._check_params()
+            generator = make_generator(self.random_state)
+            prepared = self._prepare_fit(X, sample_weight, p["k"], comm.distributed)
+            return p, generator, prepared
+
+        p, generator, prepared = agree(comm, setup)
         k = p["k"]
-        generator = make_generator(self.random_state)
-        prepared = self._prepare_fit(X, sample_weight, k)
         source = prepared.source
-        n = source.n_samples
-        v.check_n_clusters(k, n)
-        mean, variance = data_moments(source, prepared.metric)
-        centers = self._seed(prepared, k, p["n_init"], generator, mean)
+        if comm.distributed:
+            agree(comm, lambda: join_shards(comm, prepared, generator))
+        n = source.n_total
+        agree(comm, lambda: v.check_n_clusters(k, n))
+        mean, variance = data_moments(source, prepared.metric, comm)
+        centers = self._seed(prepared, k, p["n_init"], generator, mean, comm)
         # Row counts enter the reassignment and smoothing rules as weight totals (the same for
         # unweighted data), so that a weight of n acts as n repeated rows.
-        total = n if not source.weighted else _total_weight(source)
+        total = (
+            n if not any(comm.all_gather_object(source.weighted)) else _total_weight(source, comm)
+        )
         tol = p["tol"] * variance
         state = MiniBatchState(centers, torch.zeros(k, dtype=torch.float64, device=source.device))
         batch_size = min(p["batch_size"], n)
         workspace = Workspace(source.chunk_size, k, source.dtype, source.device)
         n_steps = (p["max_iter"] * n) // batch_size
         progress = None
-        if p["verbose"]:
+        if p["verbose"] and comm.is_main:
             from tqdm.auto import tqdm
 
             progress = tqdm(total=n_steps, desc="mini-batch k-means", leave=False)
         step = 0
         try:
-            for step, batch in zip(range(n_steps), _batches(source, batch_size, generator)):
-                rows = _batch_weight(batch)
+            for step, batch in zip(range(n_steps), _batches(source, batch_size, generator, comm)):
+                rows = _batch_weight(batch, comm)
                 reassign = self._random_reassign(state, rows, k)
                 inertia, old = minibatch_step(
                     batch,
@@ -418,6 +515,7 @@ class MiniBatchKMeans(_KMeansBase):
                     reassign=reassign,
                     reassignment_ratio=float(self.reassignment_ratio),
                     workspace=workspace,
+                    comm=comm,
                 )
                 shift = 0.0
                 if tol > 0.0:
@@ -433,7 +531,7 @@ class MiniBatchKMeans(_KMeansBase):
         self.n_iter_ = int(math.ceil(self.n_steps_ * batch_size / n))
         self._rng_state = generator.get_state()
         self._since_reassign = state.since_reassign
-        self._finish(prepared, state, X_is_training=True)
+        self._finish(prepared, state, X_is_training=True, comm=comm)
         return self
 
     def _random_reassign(self, state: MiniBatchState, rows: float, k: int) -> bool:
@@ -473,7 +571,13 @@ class MiniBatchKMeans(_KMeansBase):
         mni = self.max_no_improvement
         return mni is not None and state.no_improvement >= mni
 
-    def _finish(self, prepared: Prepared, state: MiniBatchState, X_is_training: bool) -> None:
+    def _finish(
+        self,
+        prepared: Prepared,
+        state: MiniBatchState,
+        X_is_training: bool,
+        comm: Comm = SINGLE,
+    ) -> None:
         kind = prepared.checked.kind
         source = prepared.source
         self._state_counts = state.counts.cpu()
@@ -489,9 +593,9 @@ class MiniBatchKMeans(_KMeansBase):
             centers = state.centers.to(prepared.out_dtype).to(source.dtype)
             labels, inertia = assign_labels(source, centers, prepared.metric)
             self.labels_ = kind.wrap(labels)
-            self.inertia_ = float(inertia)
+            self.inertia_ = _reduced(float(inertia), comm)
         elif X_is_training and state.ewa_inertia is not None:
-            self.inertia_ = float(state.ewa_inertia * source.n_samples)
+            self.inertia_ = float(state.ewa_inertia * source.n_total)
 
     # ------------------------------------------------------------------------ partial_fit
 

@@ -6,6 +6,7 @@ Errors from the library become one line on stderr and exit code 1; usage errors 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -85,11 +86,65 @@ def _check_output_folders(*paths: str | None) -> None:
                 raise OSError(f"{path}: the folder {str(folder)!r} does not exist.")
 
 
+def _start_distributed(device: str | None) -> tuple[int, int]:
+    """Join the process group torchrun describes in the environment (gloo on CPU, NCCL for
+    CUDA devices); returns ``(rank, world_size)``."""
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        raise OSError("--distributed needs a PyTorch build with torch.distributed.")
+    if not dist.is_initialized():
+        missing = [
+            k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ
+        ]
+        if missing:
+            raise OSError(
+                "--distributed expects to be launched by torchrun (missing environment "
+                f"{', '.join(missing)}), e.g. torchrun --nproc-per-node 2 -m torchkmeans fit "
+                "DATA.npy -k 8 --distributed"
+            )
+        cuda = device is not None and device.startswith("cuda")
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _shard(X: Any, rank: int, world: int) -> Any:
+    """Rows ``[rank * n // world, (rank + 1) * n // world)``: a view of a memory-mapped file."""
+    n = len(X)
+    lo, hi = rank * n // world, (rank + 1) * n // world
+    return X.iloc[lo:hi] if hasattr(X, "iloc") else X[lo:hi]
+
+
+def _gather_labels(labels: Any) -> Any:
+    """Every rank's labels, in rank order (one O(N) gather at the end of a CLI fit)."""
+    import torch
+    import torch.distributed as dist
+
+    local = torch.as_tensor(np.asarray(_cpu(labels)), dtype=torch.int64)
+    counts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(counts, int(local.numel()))
+    most = max(counts)
+    padded = torch.zeros(most, dtype=torch.int64)
+    padded[: local.numel()] = local
+    parts = [torch.empty_like(padded) for _ in counts]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:c] for p, c in zip(parts, counts)]).numpy()
+
+
 def _fit(args: argparse.Namespace) -> int:
     from ._estimator import KMeans
 
+    rank, world = (0, 1)
+    if args.distributed:
+        rank, world = _start_distributed(args.device)
+    main_rank = rank == 0
     _check_output_folders(args.output, args.labels, args.plot)
     X = _load_data(args, args.data)
+    if args.distributed:
+        X = _shard(X, rank, world)
     n_init: Any = args.n_init if args.n_init == "auto" else int(args.n_init)
     km = KMeans(
         n_clusters=args.k,
@@ -101,7 +156,8 @@ def _fit(args: argparse.Namespace) -> int:
         random_state=args.seed,
         device=args.device,
         dtype=args.dtype,
-        verbose=1 if args.verbose else 0,
+        verbose=1 if args.verbose and main_rank else 0,
+        distributed=bool(args.distributed),
     )
     t0 = time.perf_counter()
     try:
@@ -109,23 +165,41 @@ def _fit(args: argparse.Namespace) -> int:
     except TorchKMeansError as exc:
         raise type(exc)(f"{args.data}: {exc}") from None
     seconds = time.perf_counter() - t0
+    if args.distributed:
+        km.labels_ = _gather_labels(km.labels_)  # the model file holds every training label
+        km.distributed = False  # the saved model predicts on one process
+    if main_rank:
+        _write_fit_outputs(args, km, X, seconds, world)
+    if args.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()  # nobody exits before rank 0 has written the outputs
+        dist.destroy_process_group()
+    return 0
+
+
+def _write_fit_outputs(
+    args: argparse.Namespace, km: Any, X: Any, seconds: float, world: int
+) -> None:
     km.save(args.output)
     if args.labels:
         from .io import write_labels
 
         write_labels(km.labels_, args.labels)
     if args.plot:
+        if world > 1:
+            X = _load_data(args, args.data)
         _save_plot(X, km, args.plot)
     if not args.quiet:
         sizes = np.bincount(np.asarray(_cpu(km.labels_)), minlength=args.k)
+        on = f" on {world} processes" if world > 1 else ""
         print(
             f"fitted {args.k} clusters on {km.n_features_in_} features in {seconds:.2f} s "
-            f"({km.n_iter_} iterations), inertia {km.inertia_:.6g}",
+            f"({km.n_iter_} iterations{on}), inertia {km.inertia_:.6g}",
             file=sys.stderr,
         )
         print(f"cluster sizes: {', '.join(str(int(v)) for v in sizes)}", file=sys.stderr)
         print(f"model: {args.output}", file=sys.stderr)
-    return 0
 
 
 def _cpu(a: Any) -> Any:
@@ -286,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--labels", help="also write the training labels (.npy, .csv or .txt)")
     fit.add_argument("--plot", metavar="PNG", help="also plot the clusters to this image")
     _add_data_options(fit)
+    fit.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel fit under torchrun: each rank takes a contiguous slice of the rows "
+        "(gloo on CPU, NCCL with --device cuda); rank 0 writes the outputs",
+    )
     loud = fit.add_mutually_exclusive_group()
     loud.add_argument(
         "--verbose", "-v", action="store_true", help="progress bar per iteration on stderr"
