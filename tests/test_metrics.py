@@ -191,3 +191,18 @@ def test_plot_sweep_marks_the_suggestion(tmp_path):
         assert marks and marks[0].get_xdata()[0] == r.best_k
     fig.savefig(tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_many_clusters_davies_bouldin_and_calinski_match_sklearn():
+    """Above 25 clusters torch.cdist would switch to a GEMM whose diagonal is not exactly 0."""
+    X, y = make_blobs(5000, 32, centers=50, cluster_std=2.0, random_state=0)
+    assert metrics.davies_bouldin_score(X, y) == pytest.approx(
+        skm.davies_bouldin_score(X, y), rel=1e-6
+    )
+    assert metrics.calinski_harabasz_score(X, y) == pytest.approx(
+        skm.calinski_harabasz_score(X, y), rel=1e-6
+    )
+    f32 = X.astype(np.float32)
+    assert metrics.davies_bouldin_score(f32, y) == pytest.approx(
+        skm.davies_bouldin_score(f32, y), rel=1e-5
+    )

@@ -271,7 +271,8 @@ def davies_bouldin_score(X: Any, labels: Any) -> float:
         c = codes[start : start + step]
         intra.index_add_(0, c, torch.linalg.vector_norm(block - means[c], dim=1))
     intra = intra / counts
-    centroid = torch.cdist(means, means)
+    # exact differences (no GEMM identity): the diagonal must be exactly zero
+    centroid = torch.cdist(means, means, compute_mode="donot_use_mm_for_euclid_dist")
     if bool(torch.allclose(intra, torch.zeros_like(intra))) or bool(
         torch.allclose(centroid, torch.zeros_like(centroid))
     ):
