@@ -48,6 +48,11 @@ class SweepResult:
     seconds: list[float] = field(default_factory=list)
     models: list[Any] = field(default_factory=list, repr=False)
 
+    @property
+    def suggested_k(self) -> int:
+        """Alias of ``best_k``: the k with the highest silhouette."""
+        return self.best_k
+
     def to_dict(self) -> dict[str, list[Any]]:
         return {
             "k": list(self.ks),
@@ -66,6 +71,9 @@ class SweepResult:
                 "SweepResult.to_frame needs pandas: pip install pandas (or use to_dict())."
             ) from None
         return pd.DataFrame(self.to_dict()).set_index("k")
+
+    to_dataframe = to_frame
+    to_pandas = to_frame
 
     def __str__(self) -> str:
         head = f"{'k':>4}  {'inertia':>14}  {'silhouette':>10}  {'calinski_harabasz':>17}  "
