@@ -397,6 +397,7 @@ def fit(
         comm.barrier()  # every rank has read the checkpoint before rank 0 removes it
         if comm.is_main:
             checkpoint.remove()
+        comm.barrier()  # and no rank returns before it is gone
     if best.n_nonempty < n_clusters:
         warnings.warn(
             f"Number of distinct clusters ({best.n_nonempty}) found smaller than "

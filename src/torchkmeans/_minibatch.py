@@ -391,11 +391,12 @@ class MiniBatchKMeans(_KMeansBase):
         init = resolve_init(self.init, prepared, k)
         size = self._init_size(source.n_total, k)
         shift = mean if prepared.metric == "euclidean" else None
+        partial = size < source.n_total
         sampler = None
-        if comm.distributed:
-            return self._seed_distributed(prepared, k, n_init, generator, shift, size, comm)
-        if size >= source.n_samples:
+        if not partial:
             valid: Source = source
+        elif comm.distributed:
+            valid = _sample_shard(source, sample_indices(source.n_total, size, generator))
         elif isinstance(source, TensorSource):
             sampler = _RowSampler(source)
             valid = sampler.draw(size, generator)
@@ -416,46 +417,10 @@ class MiniBatchKMeans(_KMeansBase):
                     generator,
                     metric=prepared.metric,
                     shift=shift,
-                    init_size=size if size < source.n_samples else None,
+                    init_size=size if partial else None,
+                    comm=comm,
                 )
-            _, inertia = assign_labels(valid, centers, prepared.metric)
-            if best is None or inertia < best_inertia:
-                best, best_inertia = centers, inertia
-        assert best is not None
-        return best
-
-    def _seed_distributed(
-        self,
-        prepared: Prepared,
-        k: int,
-        n_init: int,
-        generator: torch.Generator,
-        shift: torch.Tensor | None,
-        size: int,
-        comm: Comm,
-    ) -> torch.Tensor:
-        source = prepared.source
-        init = resolve_init(self.init, prepared, k)
-        partial = size < source.n_total
-        valid = (
-            _sample_shard(source, sample_indices(source.n_total, size, generator))
-            if partial
-            else source
-        )
-        best, best_inertia = None, math.inf
-        for _ in range(n_init):
-            centers = init_centers(
-                source,
-                k,
-                init,
-                generator,
-                metric=prepared.metric,
-                shift=shift,
-                init_size=size if partial else None,
-                comm=comm,
-            )
-            _, inertia = assign_labels(valid, centers, prepared.metric)
-            inertia = _reduced(inertia, comm)
+            inertia = _reduced(assign_labels(valid, centers, prepared.metric)[1], comm)
             if best is None or inertia < best_inertia:
                 best, best_inertia = centers, inertia
         assert best is not None

@@ -219,37 +219,42 @@ def _take(a: Any, idx: np.ndarray) -> Any:
     return np.asarray(a)[idx]
 
 
+def _labelled(X: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
+    """Checked data, label codes, the number of clusters and the data's mean (float64)."""
+    x, _ = _check_data(X)
+    n = x.shape[0]
+    codes, k = _encode_labels(labels, n, x.device)
+    _check_n_labels(k, n)
+    return x, codes, k, x.mean(dim=0).to(torch.float64)
+
+
+def _blocks(x: torch.Tensor, codes: torch.Tensor, shift: torch.Tensor):
+    """Blocks of rows minus ``shift`` in float64, with their label codes."""
+    step = max(1, _BLOCK_ELEMENTS // max(x.shape[1], 1))
+    for start in range(0, x.shape[0], step):
+        yield x[start : start + step].to(torch.float64) - shift, codes[start : start + step]
+
+
 def _cluster_means(
     x: torch.Tensor, codes: torch.Tensor, k: int, shift: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-cluster means of ``x - shift`` (float64) and counts, in chunks."""
-    d = x.shape[1]
-    sums = torch.zeros(k, d, dtype=torch.float64, device=x.device)
+    sums = torch.zeros(k, x.shape[1], dtype=torch.float64, device=x.device)
     counts = torch.bincount(codes, minlength=k).to(torch.float64)
-    step = max(1, _BLOCK_ELEMENTS // max(d, 1))
-    for start in range(0, x.shape[0], step):
-        block = x[start : start + step].to(torch.float64) - shift
-        sums.index_add_(0, codes[start : start + step], block)
+    for block, c in _blocks(x, codes, shift):
+        sums.index_add_(0, c, block)
     return sums / counts[:, None], counts
 
 
 def calinski_harabasz_score(X: Any, labels: Any) -> float:
     """Variance ratio criterion, as :func:`sklearn.metrics.calinski_harabasz_score`:
     between-cluster over within-cluster dispersion, times ``(n - k) / (k - 1)``."""
-    x, _ = _check_data(X)
+    x, codes, k, shift = _labelled(X, labels)
     n = x.shape[0]
-    codes, k = _encode_labels(labels, n, x.device)
-    _check_n_labels(k, n)
-    shift = x.mean(dim=0).to(torch.float64)
     means, counts = _cluster_means(x, codes, k, shift)
     total_mean = (means * counts[:, None]).sum(dim=0) / n
     extra = float((counts * ((means - total_mean) ** 2).sum(dim=1)).sum())
-    intra = 0.0
-    step = max(1, _BLOCK_ELEMENTS // max(x.shape[1], 1))
-    for start in range(0, n, step):
-        block = x[start : start + step].to(torch.float64) - shift
-        c = codes[start : start + step]
-        intra += float(((block - means[c]) ** 2).sum())
+    intra = sum(float(((block - means[c]) ** 2).sum()) for block, c in _blocks(x, codes, shift))
     if intra == 0.0:
         return 1.0
     return extra * (n - k) / (intra * (k - 1.0))
@@ -258,17 +263,10 @@ def calinski_harabasz_score(X: Any, labels: Any) -> float:
 def davies_bouldin_score(X: Any, labels: Any) -> float:
     """Average similarity of each cluster with its most similar one, as
     :func:`sklearn.metrics.davies_bouldin_score` (lower is better, 0 is the minimum)."""
-    x, _ = _check_data(X)
-    n = x.shape[0]
-    codes, k = _encode_labels(labels, n, x.device)
-    _check_n_labels(k, n)
-    shift = x.mean(dim=0).to(torch.float64)
+    x, codes, k, shift = _labelled(X, labels)
     means, counts = _cluster_means(x, codes, k, shift)
     intra = torch.zeros(k, dtype=torch.float64, device=x.device)
-    step = max(1, _BLOCK_ELEMENTS // max(x.shape[1], 1))
-    for start in range(0, n, step):
-        block = x[start : start + step].to(torch.float64) - shift
-        c = codes[start : start + step]
+    for block, c in _blocks(x, codes, shift):
         intra.index_add_(0, c, torch.linalg.vector_norm(block - means[c], dim=1))
     intra = intra / counts
     # exact differences (no GEMM identity): the diagonal must be exactly zero
