@@ -72,15 +72,16 @@ def data_moments(source: Source, metric: str, comm: Comm = SINGLE) -> tuple[torc
         y = prepare_rows(chunk.x, metric, None).to(torch.float64)
         if first64 is None:
             first64 = y[0].clone()
-        y = y - first64
-        w = (
-            torch.ones(m, dtype=torch.float64, device=source.device)
-            if chunk.w is None
-            else chunk.w.to(torch.float64)
-        )
-        total.index_add_(0, zero[:m], w)
-        s1.index_add_(0, zero[:m], y * w[:, None])
-        s2.index_add_(0, zero[:m], y * y * w[:, None])
+        y = torch.sub(y, first64)  # a new tensor: y may be the caller's float64 data
+        if chunk.w is None:  # (multiplying by weights of one would change nothing but memory)
+            total.index_add_(0, zero[:m], torch.ones(m, dtype=torch.float64, device=y.device))
+            s1.index_add_(0, zero[:m], y)
+            s2.index_add_(0, zero[:m], y.mul_(y))
+        else:
+            w = chunk.w.to(torch.float64)[:, None]
+            total.index_add_(0, zero[:m], w[:, 0])
+            s1.index_add_(0, zero[:m], y * w)
+            s2.index_add_(0, zero[:m], y.mul_(y).mul_(w))
     if comm.distributed:
         return _combine_moments(source, s1[0], s2[0], total, first64, comm)
     assert first64 is not None

@@ -229,33 +229,44 @@ def _labelled(X: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor, int, tor
 
 
 def _blocks(x: torch.Tensor, codes: torch.Tensor, shift: torch.Tensor):
-    """Blocks of rows minus ``shift`` in float64, with their label codes."""
+    """Blocks of rows minus ``shift``, in the data's dtype, with their label codes."""
     step = max(1, _BLOCK_ELEMENTS // max(x.shape[1], 1))
+    s = shift.to(x.dtype)
     for start in range(0, x.shape[0], step):
-        yield x[start : start + step].to(torch.float64) - shift, codes[start : start + step]
+        yield x[start : start + step] - s, codes[start : start + step]
 
 
-def _cluster_means(
+def _cluster_sums(
     x: torch.Tensor, codes: torch.Tensor, k: int, shift: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-cluster means of ``x - shift`` (float64) and counts, in chunks."""
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Per-cluster sums of ``x - shift`` and counts (float64, added block by block), and the
+    total sum of squares of ``x - shift``, in one pass."""
     sums = torch.zeros(k, x.shape[1], dtype=torch.float64, device=x.device)
     counts = torch.bincount(codes, minlength=k).to(torch.float64)
+    block_sums = torch.zeros(k, x.shape[1], dtype=x.dtype, device=x.device)
+    total_sq = 0.0
     for block, c in _blocks(x, codes, shift):
-        sums.index_add_(0, c, block)
-    return sums / counts[:, None], counts
+        block_sums.zero_().index_add_(0, c, block)
+        sums += block_sums
+        total_sq += float(torch.sum(block * block, dtype=torch.float64))
+    return sums, counts, total_sq
 
 
 def calinski_harabasz_score(X: Any, labels: Any) -> float:
     """Variance ratio criterion, as :func:`sklearn.metrics.calinski_harabasz_score`:
-    between-cluster over within-cluster dispersion, times ``(n - k) / (k - 1)``."""
+    between-cluster over within-cluster dispersion, times ``(n - k) / (k - 1)``.
+
+    One pass: with ``s`` the data's mean, the within-cluster dispersion is
+    ``sum |x - s|^2 - sum_c n_c |m_c - s|^2`` (float64).
+    """
     x, codes, k, shift = _labelled(X, labels)
     n = x.shape[0]
-    means, counts = _cluster_means(x, codes, k, shift)
-    total_mean = (means * counts[:, None]).sum(dim=0) / n
+    sums, counts, total_sq = _cluster_sums(x, codes, k, shift)
+    means = sums / counts[:, None]
+    total_mean = sums.sum(dim=0) / n
     extra = float((counts * ((means - total_mean) ** 2).sum(dim=1)).sum())
-    intra = sum(float(((block - means[c]) ** 2).sum()) for block, c in _blocks(x, codes, shift))
-    if intra == 0.0:
+    intra = max(total_sq - float((counts * (means * means).sum(dim=1)).sum()), 0.0)
+    if intra <= 1e-12 * max(total_sq, 1e-300):
         return 1.0
     return extra * (n - k) / (intra * (k - 1.0))
 
@@ -264,10 +275,14 @@ def davies_bouldin_score(X: Any, labels: Any) -> float:
     """Average similarity of each cluster with its most similar one, as
     :func:`sklearn.metrics.davies_bouldin_score` (lower is better, 0 is the minimum)."""
     x, codes, k, shift = _labelled(X, labels)
-    means, counts = _cluster_means(x, codes, k, shift)
+    sums, counts, _ = _cluster_sums(x, codes, k, shift)
+    means = sums / counts[:, None]
+    means_x = means.to(x.dtype)
     intra = torch.zeros(k, dtype=torch.float64, device=x.device)
     for block, c in _blocks(x, codes, shift):
-        intra.index_add_(0, c, torch.linalg.vector_norm(block - means[c], dim=1))
+        intra.index_add_(
+            0, c, torch.linalg.vector_norm(block - means_x[c], dim=1).to(torch.float64)
+        )
     intra = intra / counts
     # exact differences (no GEMM identity): the diagonal must be exactly zero
     centroid = torch.cdist(means, means, compute_mode="donot_use_mm_for_euclid_dist")
