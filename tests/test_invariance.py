@@ -165,4 +165,3 @@ def test_pruning_with_near_duplicate_centers():
     np.testing.assert_array_equal(km.predict(X), km.labels_)
     d2 = (X - km.cluster_centers_.T) ** 2
     np.testing.assert_array_equal(km.labels_, d2.argmin(1))
-

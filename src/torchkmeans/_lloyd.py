@@ -8,7 +8,6 @@ Prior validation of data is assumed.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -247,17 +246,6 @@ def accumulate(
 _AHEAD_PER_WORKER = 1
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOL_LOCK = threading.Lock()
-
-
-def _forget_pools() -> None:
-    """In a forked child the parent's worker threads do not exist: start afresh."""
-    global _POOL_LOCK
-    _POOLS.clear()
-    _POOL_LOCK = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pools)
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
