@@ -8,12 +8,7 @@ Prior validation of data is assumed.
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
 import torch
 
@@ -26,9 +21,7 @@ from ._distance import (
     prepare_rows,
 )
 from ._distributed import SINGLE, Comm
-from ._sources import Chunk, Source
-
-_T = TypeVar("_T")
+from ._sources import Source
 
 
 def accumulation_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
@@ -176,11 +169,6 @@ def accumulate(
     weights and inertia are computed (the final assignment pass and ``predict``). With
     ``bounds`` (and ``labels`` from the previous pass), rows whose center provably did not
     change skip the distance computation to all centers.
-
-    On a CPU with several threads, chunks are assigned on that many worker threads, each with
-    one intra-op thread (torch's own threading of these small per-chunk operations scales
-    poorly), while this thread adds the statistics chunk by chunk, in order: the result is the
-    same, bit for bit, as a sequential pass.
     """
     k, d = pc.n_clusters, source.n_features
     acc = accumulation_dtype(source.dtype, source.device)
@@ -188,36 +176,17 @@ def accumulate(
     gaps = None
     if bounds is not None and bounds.valid and labels is not None:
         gaps = half_gaps(pc).to(source.dtype)
-    local = threading.local()
-
-    def assign_chunk(chunk: Chunk) -> tuple[Chunk, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        ws: Workspace = workspace
-        if threading.current_thread() is not threading.main_thread():
-            mine: Workspace | None = getattr(local, "workspace", None)
-            if mine is None:
-                mine = local.workspace = Workspace(
-                    source.chunk_size, k, source.dtype, source.device
-                )
-            ws = mine
+    for chunk in source.chunks():
         m = chunk.x.shape[0]
         xs = prepare_rows(chunk.x, pc.metric, pc.shift)
         if gaps is not None and bounds is not None and labels is not None:
             previous = labels[chunk.start : chunk.start + m]
-            lab, dist = _assign_pruned(xs, pc, previous, gaps, bounds, chunk.start, ws)
+            lab, dist = _assign_pruned(xs, pc, previous, gaps, bounds, chunk.start, workspace)
         elif bounds is not None:
-            lab, dist, lower = assign_with_bound(xs, pc, out=ws.scores_for(m))
+            lab, dist, lower = assign_with_bound(xs, pc, out=workspace.scores_for(m))
             bounds.store(chunk.start, None, lower)
         else:
-            lab, dist = assign(xs, pc, out=ws.scores_for(m))
-        xa = None
-        if update:
-            xa = xs.to(acc)
-            if chunk.w is not None:
-                xa = xa * chunk.w.to(acc)[:, None]
-        return chunk, lab, dist, xa
-
-    for chunk, lab, dist, xa in _in_order(assign_chunk, source):
-        m = chunk.x.shape[0]
+            lab, dist = assign(xs, pc, out=workspace.scores_for(m))
         if labels is not None:
             seg = labels[chunk.start : chunk.start + m]
             stats.changed += (seg != lab).sum()
@@ -232,7 +201,10 @@ def accumulate(
             stats.weights.index_add_(0, lab, wa)
             stats.counts.index_add_(0, lab, (wa > 0).to(acc))
             stats.inertia.index_add_(0, lab, dist.to(acc) * wa)
-        if xa is not None:
+        if update:
+            xa = xs.to(acc)
+            if w is not None:
+                xa = xa * w.to(acc)[:, None]
             # index_add_ adds rows in order on the CPU: sums do not depend on the chunk size.
             stats.sums.index_add_(0, lab, xa)
     if not source.weighted:
@@ -240,60 +212,6 @@ def accumulate(
     if bounds is not None:
         bounds.valid = True
     return stats
-
-
-# Chunks assigned ahead of the one being summed, per worker thread (bounds the memory in flight).
-_AHEAD_PER_WORKER = 1
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-_POOL_LOCK = threading.Lock()
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    with _POOL_LOCK:
-        pool = _POOLS.get(workers)
-        if pool is None:
-            pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="torchkmeans")
-        return pool
-
-
-def _in_order(fn: Callable[[Chunk], _T], source: Source) -> Iterator[_T]:
-    """``fn`` applied to every chunk of ``source``, results yielded in chunk order.
-
-    On a multi-threaded CPU, with more than one chunk, the calls run on a pool of
-    ``torch.get_num_threads()`` worker threads while torch's intra-op threading is set to one
-    (and restored afterwards); elsewhere they run here, one after the other.
-    """
-    workers = torch.get_num_threads()
-    parallel = (
-        source.device.type == "cpu"
-        and workers > 1
-        and source.n_samples > source.chunk_size
-        and threading.current_thread() is threading.main_thread()
-    )
-    if not parallel:
-        for chunk in source.chunks():
-            yield fn(chunk)
-        return
-    pool = _pool(workers)
-    pending: deque[Future[_T]] = deque()
-    torch.set_num_threads(1)
-    try:
-        for chunk in source.chunks():
-            pending.append(pool.submit(fn, chunk))
-            if len(pending) > workers * _AHEAD_PER_WORKER:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        for future in pending:
-            future.cancel()
-        for future in pending:  # let the running ones finish before their buffers are reused
-            if not future.cancelled():
-                try:
-                    future.result()
-                except BaseException:  # noqa: BLE001 - the first error is already raised
-                    pass
-        torch.set_num_threads(workers)
 
 
 def _assign_pruned(
