@@ -471,16 +471,8 @@ class MiniBatchKMeans(_KMeansBase):
         try:
             for step, batch in zip(range(n_steps), _batches(source, batch_size, generator, comm)):
                 rows = _batch_weight(batch, comm)
-                reassign = self._random_reassign(state, rows, k)
-                inertia, old = minibatch_step(
-                    batch,
-                    state,
-                    generator,
-                    metric=prepared.metric,
-                    reassign=reassign,
-                    reassignment_ratio=float(self.reassignment_ratio),
-                    workspace=workspace,
-                    comm=comm,
+                inertia, old = self._step(
+                    batch, state, generator, prepared.metric, rows, workspace, comm
                 )
                 shift = 0.0
                 if tol > 0.0:
@@ -498,6 +490,29 @@ class MiniBatchKMeans(_KMeansBase):
         self._since_reassign = state.since_reassign
         self._finish(prepared, state, X_is_training=True, comm=comm)
         return self
+
+    def _step(
+        self,
+        batch: TensorSource,
+        state: MiniBatchState,
+        generator: torch.Generator,
+        metric: str,
+        rows: float,
+        workspace: Workspace,
+        comm: Comm = SINGLE,
+    ) -> tuple[float, torch.Tensor]:
+        """One mini-batch step, reassigning starved centers when the rule says so."""
+        reassign = self._random_reassign(state, rows, int(state.centers.shape[0]))
+        return minibatch_step(
+            batch,
+            state,
+            generator,
+            metric=metric,
+            reassign=reassign,
+            reassignment_ratio=float(self.reassignment_ratio),
+            workspace=workspace,
+            comm=comm,
+        )
 
     def _random_reassign(self, state: MiniBatchState, rows: float, k: int) -> bool:
         state.since_reassign += rows
@@ -617,17 +632,8 @@ class MiniBatchKMeans(_KMeansBase):
             if isinstance(source, TensorSource)
             else source.sample(torch.arange(source.n_samples))
         )
-        reassign = self._random_reassign(state, _batch_weight(batch), k)
         workspace = Workspace(source.chunk_size, k, source.dtype, source.device)
-        minibatch_step(
-            batch,
-            state,
-            generator,
-            metric=prepared.metric,
-            reassign=reassign,
-            reassignment_ratio=float(self.reassignment_ratio),
-            workspace=workspace,
-        )
+        self._step(batch, state, generator, prepared.metric, _batch_weight(batch), workspace)
         self._rng_state = generator.get_state()
         self._since_reassign = state.since_reassign
         self.n_steps_ += 1
