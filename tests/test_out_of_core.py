@@ -1,5 +1,8 @@
 """Out-of-core sources: memory-mapped arrays and re-iterable sources of batches (DataLoader)."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +10,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import torchkmeans as tk
 from torchkmeans import DataError, KMeans, ParameterError
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from probe import run_probe  # noqa: E402
 
 
 def _blobs(n=3000, d=6, k=5, seed=0, dtype=np.float64):
@@ -204,27 +210,6 @@ def test_loader_errors_are_clear():
         km.predict(DataLoader(TensorDataset(torch.zeros(4, 5))))
 
 
-def _anon_probe(path, k, mode):
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    probe = Path(__file__).parent / "helpers" / "anon_probe.py"
-    # a fixed mmap threshold makes glibc return freed buffers: the live memory is measured
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
-    out = subprocess.run(
-        [sys.executable, str(probe), str(path), str(k), mode],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 @pytest.fixture(scope="module")
 def big_memmap(tmp_path_factory):
     """A 307 MB float32 file (2.4M x 32), written block by block."""
@@ -244,7 +229,7 @@ def big_memmap(tmp_path_factory):
 
 @pytest.mark.parametrize("mode", ["kmeans", "minibatch", "predict"])
 def test_memmap_fit_anonymous_memory_is_bounded(big_memmap, mode):
-    r = _anon_probe(big_memmap, 16, mode)
+    r = run_probe("anon_probe.py", big_memmap, 16, mode)
     extra = r["extra"] - r["kept"]
     assert extra <= 64 * MB, f"{mode}: {extra / MB:.1f} MB anonymous beyond the labels"
 

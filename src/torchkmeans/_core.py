@@ -54,8 +54,11 @@ class FitResult:
     n_nonempty: int = 0
 
 
-def data_moments(source: Source, metric: str, comm: Comm = SINGLE) -> tuple[torch.Tensor, float]:
-    """Weighted mean of the (prepared) rows and the mean over features of their variance.
+def data_moments(
+    source: Source, metric: str, comm: Comm = SINGLE
+) -> tuple[torch.Tensor, float, float]:
+    """Weighted mean of the (prepared) rows, the mean over features of their variance, and the
+    total weight (the number of rows when unweighted).
 
     One pass; sums are shifted by the first row and accumulated in float64 in row order. Across
     ranks, the per-shard weights, means and squared deviations are combined (Chan et al.'s
@@ -88,7 +91,7 @@ def data_moments(source: Source, metric: str, comm: Comm = SINGLE) -> tuple[torc
     mean_shift = s1[0] / total
     variance = (s2[0] / total - mean_shift * mean_shift).clamp_min(0.0)
     mean = (first64 + mean_shift).to(source.dtype)
-    return mean, float(variance.mean())
+    return mean, float(variance.mean()), float(total[0])
 
 
 def _combine_moments(
@@ -98,7 +101,7 @@ def _combine_moments(
     total: torch.Tensor,
     first64: torch.Tensor | None,
     comm: Comm,
-) -> tuple[torch.Tensor, float]:
+) -> tuple[torch.Tensor, float, float]:
     d = source.n_features
     w = total.clone()
     if first64 is None or not bool(w[0] > 0):
@@ -114,7 +117,7 @@ def _combine_moments(
     mean = torch.stack([q[0] * q[1 : 1 + d] for q in parts]).sum(dim=0) / total_w
     m2 = torch.stack([q[1 + d :] + q[0] * (q[1 : 1 + d] - mean) ** 2 for q in parts]).sum(dim=0)
     variance = (m2 / total_w).clamp_min(0.0)
-    return mean.to(source.dtype), float(variance.mean())
+    return mean.to(source.dtype), float(variance.mean()), float(total_w)
 
 
 def init_centers(
@@ -281,7 +284,7 @@ def fit(
     With ``checkpoint``, the state is saved after every iteration and a matching saved state is
     resumed from; the result is the same, bit for bit, as without interruption.
     """
-    mean, variance = data_moments(source, metric, comm)
+    mean, variance, _ = data_moments(source, metric, comm)
     tol_abs = tol * variance
     workspace = Workspace(source.chunk_size, n_clusters, source.dtype, source.device)
     labels = torch.empty(source.n_samples, dtype=torch.long, device=source.device)

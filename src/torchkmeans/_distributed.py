@@ -112,16 +112,3 @@ def get_comm(distributed: bool) -> Comm:
     if not distributed:
         return SINGLE
     return ProcessGroupComm()
-
-
-def all_reduce_packed_(tensors: list[torch.Tensor], comm: Comm) -> None:
-    """SUM-reduce several tensors of one dtype and device in a single collective, in place."""
-    if not comm.distributed or not tensors:
-        return
-    flat = torch.cat([t.reshape(-1) for t in tensors])
-    comm.all_reduce_(flat)
-    offset = 0
-    for t in tensors:
-        n = t.numel()
-        t.copy_(flat[offset : offset + n].view_as(t))
-        offset += n

@@ -494,7 +494,7 @@ def kmeans_plusplus(
     if prepared.metric == "euclidean":
         from ._core import data_moments
 
-        shift, _ = data_moments(prepared.source, "euclidean")
+        shift, _, _ = data_moments(prepared.source, "euclidean")
     source = prepared.source
     if isinstance(source, BatchSource):  # seeding needs random access: read the batches once
         source = source.sample(torch.arange(source.n_samples))

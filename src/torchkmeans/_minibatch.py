@@ -14,6 +14,7 @@ estimator.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -188,17 +189,9 @@ def _batches(source: Source, batch_size: int, generator: torch.Generator, comm: 
 
 
 def _rechunk(source: BatchSource, batch_size: int):
-    view = BatchSource(
-        source.batches,
-        source.parse,
-        n_samples=source.n_samples,
-        n_features=source.n_features,
-        weighted=source.weighted,
-        storage_itemsize=source.data_bytes // max(1, source.n_samples * source.n_features),
-        device=source.device,
-        dtype=source.dtype,
-        chunk_size=batch_size,
-    )
+    """The stream of a source of batches as in-memory sources of at most ``batch_size`` rows."""
+    view = copy.copy(source)
+    view.chunk_size = batch_size
     for chunk in view.chunks():
         yield TensorSource(
             chunk.x,
@@ -219,14 +212,6 @@ def _batch_weight(batch: TensorSource, comm: Comm = SINGLE) -> float:
     if batch.sample_weight is None:
         return _reduced(float(batch.n_samples), comm)
     return _reduced(float(batch.sample_weight.to(torch.float64).sum()), comm)
-
-
-def _total_weight(source: Source, comm: Comm = SINGLE) -> float:
-    local = sum(
-        float(c.x.shape[0]) if c.w is None else float(c.w.to(torch.float64).sum())
-        for c in source.chunks()
-    )
-    return _reduced(local, comm)
 
 
 class MiniBatchKMeans(_KMeansBase):
@@ -450,13 +435,10 @@ class MiniBatchKMeans(_KMeansBase):
             agree(comm, lambda: join_shards(comm, prepared, generator))
         n = source.n_total
         agree(comm, lambda: v.check_n_clusters(k, n))
-        mean, variance = data_moments(source, prepared.metric, comm)
-        centers = self._seed(prepared, k, p["n_init"], generator, mean, comm)
         # Row counts enter the reassignment and smoothing rules as weight totals (the same for
         # unweighted data), so that a weight of n acts as n repeated rows.
-        total = (
-            n if not any(comm.all_gather_object(source.weighted)) else _total_weight(source, comm)
-        )
+        mean, variance, total = data_moments(source, prepared.metric, comm)
+        centers = self._seed(prepared, k, p["n_init"], generator, mean, comm)
         tol = p["tol"] * variance
         state = MiniBatchState(centers, torch.zeros(k, dtype=torch.float64, device=source.device))
         batch_size = min(p["batch_size"], n)
@@ -588,30 +570,14 @@ class MiniBatchKMeans(_KMeansBase):
             generator = make_generator(self.random_state)
             prepared = self._prepare_fit(X, sample_weight, k)
             v.check_n_clusters(k, prepared.source.n_samples)
-            mean, _ = data_moments(prepared.source, prepared.metric)
+            mean, _, _ = data_moments(prepared.source, prepared.metric)
             centers = self._seed(prepared, k, p["n_init"], generator, mean)
             state = MiniBatchState(
                 centers, torch.zeros(k, dtype=torch.float64, device=prepared.source.device)
             )
             self.n_steps_ = 0
         else:
-            checked = v.check_batches(X) if v.is_batch_source(X) else v.check_array(X)
-            v.check_n_features(
-                checked,
-                self.n_features_in_,
-                getattr(self, "feature_names_in_", None),
-                type(self).__name__,
-            )
-            centers_t = torch.as_tensor(self.cluster_centers_)
-            prepared = prepare(
-                checked,
-                sample_weight,
-                n_clusters=k,
-                metric=self.metric,
-                device=self.device,
-                dtype=centers_t.dtype,
-                chunk_size=self.chunk_size,
-            )
+            prepared, centers_t = self._prepare_new_data(X, sample_weight)
             src = prepared.source
             generator = make_generator(self.random_state)
             if hasattr(self, "_rng_state"):
@@ -620,7 +586,7 @@ class MiniBatchKMeans(_KMeansBase):
             if counts is None:  # centers set without a fit: treat every center as seen once
                 counts = torch.ones(k, dtype=torch.float64)
             state = MiniBatchState(
-                centers_t.to(device=src.device, dtype=src.dtype),
+                centers_t,
                 torch.as_tensor(counts, dtype=torch.float64).to(src.device),
                 since_reassign=getattr(self, "_since_reassign", 0),
             )

@@ -158,12 +158,6 @@ class TensorSource:
     def data_bytes(self) -> int:
         return self.n_samples * self.n_features * self.X.element_size()
 
-    def weights_at(self, index: torch.Tensor) -> torch.Tensor:
-        """Weights of the rows at ``index`` (ones when unweighted)."""
-        if self.sample_weight is None:
-            return torch.ones(index.shape[0], dtype=self.dtype, device=self.device)
-        return self.sample_weight[index.to(self.sample_weight.device)].to(self.dtype)
-
 
 class BatchSource:
     """Rows of a re-iterable source of batches, served in the order the source yields them.

@@ -390,14 +390,9 @@ def check_batches(X: Any, *, name: str = "X") -> CheckedBatches:
         x, w = parse_batch(batch, n)
         if d is None:
             d, dtype, weighted = int(x.shape[1]), x.dtype, w is not None
-            kind = (
-                OutputKind(True, x.device)
-                if isinstance(x, torch.Tensor)
-                and isinstance(
-                    batch if not isinstance(batch, (tuple, list)) else batch[0], torch.Tensor
-                )
-                else OutputKind(False)
-            )
+            raw = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+            tensors = isinstance(raw, torch.Tensor)  # tensors in, tensors out
+            kind = OutputKind(True, x.device) if tensors else OutputKind(False)
         if x.shape[1] != d:
             raise DataError(
                 f"The batch starting at row {n} of {name} has {x.shape[1]} features, the first "
