@@ -170,11 +170,19 @@ def pairwise(
 ) -> torch.Tensor:
     """Distances from every prepared row to every center (chunk x K), clamped at zero.
 
-    Squared Euclidean distances, or ``1 - cos`` for cosine.
+    Squared Euclidean distances, or ``1 - cos`` for cosine. Values within the rounding error of
+    the GEMM identity are exactly zero.
     """
     scores = partial_scores(xs, pc, out=out)
-    if pc.metric == "euclidean":
-        scores.add_(torch.linalg.vector_norm(xs, dim=1, keepdim=True).square_())
+    eps = torch.finfo(scores.dtype).eps * 8.0 * max(1.0, xs.shape[1] ** 0.5)
+    if pc.c_sq is not None:
+        x_sq = torch.linalg.vector_norm(xs, dim=1, keepdim=True).square_()
+        scores.add_(x_sq)
+        # The identity leaves rounding residue of order eps * (|x|^2 + |c|^2) where the true
+        # distance is zero (a row on a center); such values are zeroed, so that sums of
+        # distances (k-means++ potentials) do not depend on where a row sits in its chunk.
+        noise = (x_sq + pc.c_sq[None, :]).mul_(eps)
     else:
         scores.add_(1.0)
-    return scores.clamp_min_(0.0)
+        noise = torch.full((1, 1), 2.0 * eps, dtype=scores.dtype, device=scores.device)
+    return scores.masked_fill_(scores <= noise, 0.0)
