@@ -15,6 +15,7 @@ import math
 
 import torch
 
+from . import _native
 from ._distance import PreparedCenters, pairwise, partial_scores, prepare_rows
 from ._distributed import SINGLE, Comm
 from ._sources import TensorSource
@@ -145,6 +146,8 @@ def kmeans_plusplus_(
     n, device = source.n_samples, source.device
     if n_local_trials is None:
         n_local_trials = 2 + int(math.log(n_clusters))
+    if not comm.distributed and _native_rows(source, metric) is not None:
+        return _kmeans_plusplus_native(source, n_clusters, generator, n_local_trials)
     # Length-n vectors kept: order (int64), closest and cumulative (float64), and the sorted
     # weights when weighted; everything else is per chunk.
     order = canonical_order(source, metric)
@@ -207,6 +210,91 @@ def kmeans_plusplus_(
         indices.append(candidates[best : best + 1])
         centers.append(best_row)
     return torch.cat(centers), torch.cat(indices)
+
+
+def _native_rows(source: TensorSource, metric: str) -> torch.Tensor | None:
+    """The rows as one CPU tensor the native k-means++ kernel can read in place, or None."""
+    x = source.X
+    if (
+        not isinstance(x, torch.Tensor)
+        or x.dtype != source.dtype
+        or source.device.type != "cpu"
+        or x.ndim != 2
+        or (x.shape[0] > 1 and x.stride(1) != 1)
+        or not _native.supports(x, metric)
+    ):
+        return None
+    return x
+
+
+def _kmeans_plusplus_native(
+    source: TensorSource,
+    n_clusters: int,
+    generator: torch.Generator,
+    n_local_trials: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`kmeans_plusplus_` on CPU rows through the native kernel (one process, Euclidean).
+
+    The same draws (canonical order, inverse CDF, the same uniform numbers) and the same choice
+    (lowest potential, first within ``_POTENTIAL_RTOL``). Each row keeps the index of its
+    closest chosen center, so a candidate at least twice as far from that center as the row is
+    skipped for the row (triangle inequality, as in Raff 2021): later steps read few rows.
+    Distances are exact differences, so a row on a center is at distance zero.
+    """
+    lib = _native.library()
+    x = _native_rows(source, "euclidean")
+    assert lib is not None and x is not None
+    dtype = source.dtype
+    fn = lib.tk_kpp_f32 if dtype == torch.float32 else lib.tk_kpp_f64
+    n, d = source.n_samples, source.n_features
+    threads = max(1, torch.get_num_threads())
+    ldx = x.stride(0) if n > 1 else d
+    sw = source.sample_weight
+    w = None if sw is None else sw.to(dtype).contiguous()
+    w_ptr = None if w is None else w.data_ptr()
+    order = canonical_order(source, "euclidean")
+    w_sorted = None if sw is None else sw.to(torch.float64)[order]
+    cumulative = _cumulative_weights(w_sorted, n, source.device)
+    u = _uniform(generator, 1, source.device)
+    first_row, first = draw_rows(source, order, cumulative, u, SINGLE)
+    centers = torch.empty(n_clusters, d, dtype=dtype)
+    centers[0] = first_row[0]
+    indices = [first]
+    closest = torch.empty(n, dtype=torch.float64)
+    assign = torch.empty(n, dtype=torch.long)
+    gain = torch.zeros(n_local_trials, dtype=torch.float64)
+
+    def call(cand: torch.Tensor, chosen: int, new_id: int, mode: int) -> None:
+        cand = cand.contiguous()
+        status = fn(
+            n, d, x.data_ptr(), ldx, w_ptr, cand.data_ptr(), cand.shape[0],
+            centers.data_ptr(), chosen, closest.data_ptr(), assign.data_ptr(), new_id, mode,
+            gain.data_ptr(), threads,
+        )  # fmt: skip
+        if status != 0:
+            raise MemoryError("the native k-means++ kernel could not allocate its buffers")
+
+    call(centers[:1], 0, 0, 2)
+    for c in range(1, n_clusters):
+        torch.index_select(closest, 0, order, out=cumulative)
+        if w_sorted is not None:
+            cumulative.mul_(w_sorted)
+        cumulative.cumsum_(0)
+        u = _uniform(generator, n_local_trials, source.device)
+        total = cumulative[-1] if n else torch.zeros((), dtype=torch.float64)
+        if not bool(total > 0):
+            # every weighted row already sits on a center: sample by weight (the fit warns)
+            fallback = _cumulative_weights(w_sorted, n, source.device)
+            rows, candidates = draw_rows(source, order, fallback, u, SINGLE)
+        else:
+            rows, candidates = draw_rows(source, order, cumulative, u, SINGLE)
+        rows = rows.to(dtype).contiguous()
+        call(rows, c, 0, 0)
+        best = _first_minimum(total - gain)
+        call(rows[best : best + 1], c, c, 1)
+        centers[c] = rows[best]
+        indices.append(candidates[best : best + 1])
+    return centers, torch.cat(indices)
 
 
 def _cumulative_weights(

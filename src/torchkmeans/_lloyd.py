@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import _native
 from ._distance import (
     PreparedCenters,
     assign,
@@ -176,6 +177,9 @@ def accumulate(
     gaps = None
     if bounds is not None and bounds.valid and labels is not None:
         gaps = half_gaps(pc).to(source.dtype)
+    if source.device.type == "cpu" and _native.supports(pc.c, pc.metric):
+        _accumulate_native(source, pc, labels, stats, update, bounds, gaps)
+        return stats
     for chunk in source.chunks():
         m = chunk.x.shape[0]
         xs = prepare_rows(chunk.x, pc.metric, pc.shift)
@@ -212,6 +216,81 @@ def accumulate(
     if bounds is not None:
         bounds.valid = True
     return stats
+
+
+# Up to this many features, the native kernel scores rows by exact differences ||x - c||^2
+# (no rounding ties to re-check); above it, by the GEMM identity ||c||^2 - 2 x.c.
+_NATIVE_EXACT_MAX_D = 16
+# Work (rows x centers x features) below which a native call stays on the calling thread.
+_NATIVE_THREAD_WORK = 1 << 18
+
+
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _accumulate_native(
+    source: Source,
+    pc: PreparedCenters,
+    labels: torch.Tensor | None,
+    stats: LloydStats,
+    update: bool,
+    bounds: Bounds | None,
+    gaps: torch.Tensor | None,
+) -> None:
+    """:func:`accumulate` through the native kernel: one C call per chunk does the
+    assignment (pruned when ``gaps`` is given), the distances, the bounds and the sums."""
+    lib = _native.library()
+    assert lib is not None
+    dtype = source.dtype
+    fn = lib.tk_pass_f32 if dtype == torch.float32 else lib.tk_pass_f64
+    k, d = pc.n_clusters, source.n_features
+    c = pc.c.contiguous()
+    assert pc.c_sq is not None  # Euclidean
+    csq = pc.c_sq.contiguous()
+    csq_max = float(csq.max())
+    shift = None if pc.shift is None else pc.shift.contiguous()
+    exact = d <= _NATIVE_EXACT_MAX_D
+    dist = torch.empty(source.chunk_size, dtype=dtype)
+    own = None if labels is not None else torch.empty(source.chunk_size, dtype=torch.long)
+    threads = max(1, torch.get_num_threads())
+    gaps = None if gaps is None else gaps.contiguous()
+    for chunk in source.chunks():
+        x = chunk.x
+        m = int(x.shape[0])
+        if m == 0:
+            continue
+        if x.stride(1) != 1 or x.stride(0) < d:
+            x = x.contiguous()
+        w = None if chunk.w is None else chunk.w.to(dtype).contiguous()
+        if m > dist.shape[0]:
+            dist = torch.empty(m, dtype=dtype)
+        if labels is not None:
+            seg = labels[chunk.start : chunk.start + m]
+        else:
+            assert own is not None
+            if m > own.shape[0]:
+                own = torch.empty(m, dtype=torch.long)
+            seg = own[:m]
+        lower = None if bounds is None else bounds.lower[chunk.start : chunk.start + m]
+        work = m * k * max(d, 4)
+        changed = fn(
+            m, d, k, x.data_ptr(), x.stride(0), _ptr(w), _ptr(shift), c.data_ptr(),
+            csq.data_ptr(), csq_max, int(exact), _ptr(seg if labels is not None else None),
+            _ptr(gaps),
+            _ptr(lower), 0.0 if bounds is None else bounds.drift, seg.data_ptr(),
+            dist.data_ptr(), stats.sums.data_ptr() if update else None,
+            stats.weights.data_ptr(), stats.counts.data_ptr(), stats.inertia.data_ptr(),
+            threads if work >= _NATIVE_THREAD_WORK else 1,
+            threads if m * d >= _NATIVE_THREAD_WORK and k > 1 else 1,
+        )  # fmt: skip
+        if changed < 0:
+            raise MemoryError("the native k-means kernel could not allocate its buffers")
+        stats.changed += changed
+    if not source.weighted:
+        stats.counts.copy_(stats.weights)
+    if bounds is not None:
+        bounds.valid = True
 
 
 def _assign_pruned(

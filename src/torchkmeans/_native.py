@@ -1,0 +1,167 @@
+"""Native CPU kernels: built from ``csrc/`` with the system C compiler on first use.
+
+The assignment and accumulation of a Lloyd pass on CPU tensors run in one C call (fused
+distance, argmin, runner-up, pruning and per-cluster sums; see ``csrc/lloyd.c``). The library
+is compiled once per machine into a cache folder (``$TORCHKMEANS_CACHE_DIR``, else
+``$XDG_CACHE_HOME/torchkmeans`` or ``~/.cache/torchkmeans``), named by a hash of the sources,
+the compiler command and the processor, and loaded with :mod:`ctypes`, whose calls release the
+GIL. Nothing here is required: when no compiler is found, the build fails, or
+``TORCHKMEANS_NATIVE=0`` is set, :func:`library` returns ``None`` and the torch path runs
+instead, with the same results.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger("torchkmeans")
+
+_ABI_VERSION = 1
+_SOURCES = ("lloyd.c", "lloyd_impl.h")
+_FLAGS = ["-O3", "-fPIC", "-shared", "-pthread", "-fno-math-errno", "-std=gnu11"]
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def enabled() -> bool:
+    """Whether native kernels may be used (``TORCHKMEANS_NATIVE=0`` turns them off)."""
+    return os.environ.get("TORCHKMEANS_NATIVE", "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
+
+
+def _cache_dir() -> Path:
+    explicit = os.environ.get("TORCHKMEANS_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "torchkmeans"
+
+
+def _processor_id() -> str:
+    """What ``-march=native`` depends on: the machine and its instruction-set flags."""
+    parts = [platform.machine(), platform.system()]
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("flags", "model name", "Features", "CPU part")):
+                    parts.append(line.strip())
+                if len(parts) > 6:
+                    break
+    except OSError:
+        parts.append(platform.processor())
+    return "\n".join(parts)
+
+
+def _compiler() -> str | None:
+    cc = os.environ.get("CC", "").strip()
+    if cc:
+        return shutil.which(cc) or (cc if Path(cc).exists() else None)
+    for name in ("cc", "gcc", "clang"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _build(cc: str, sources: Path, target: Path) -> None:
+    """Compile to a temporary file in the cache folder, then rename it into place (atomic, so
+    processes building at the same time never load a half-written library)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=target.stem + ".", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        errors = ""
+        for arch in (["-march=native"], []):
+            cmd = [cc, *_FLAGS, *arch, "-I", str(sources), str(sources / "lloyd.c"), "-o", tmp]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            if proc.returncode == 0:
+                os.replace(tmp, target)
+                return
+            errors = proc.stderr.strip()[-2000:]
+        raise RuntimeError(f"{cc} failed: {errors}")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load() -> ctypes.CDLL | None:
+    if not enabled():
+        return None
+    cc = _compiler()
+    if cc is None:
+        logger.info("native kernels unavailable: no C compiler found (set CC); using torch")
+        return None
+    sources = Path(__file__).parent / "csrc"
+    digest = hashlib.sha256()
+    for name in _SOURCES:
+        digest.update((sources / name).read_bytes())
+    digest.update(" ".join([cc, *_FLAGS]).encode())
+    digest.update(_processor_id().encode())
+    target = _cache_dir() / f"lloyd-{digest.hexdigest()[:20]}.so"
+    try:
+        if not target.exists():
+            try:
+                _build(cc, sources, target)
+            except PermissionError:
+                target = Path(tempfile.gettempdir()) / f"torchkmeans-{os.getuid()}" / target.name
+                if not target.exists():
+                    _build(cc, sources, target)
+        lib = ctypes.CDLL(str(target))
+        if lib.tk_abi_version() != _ABI_VERSION:
+            raise RuntimeError(f"{target} has ABI {lib.tk_abi_version()}, expected {_ABI_VERSION}")
+    except Exception as exc:  # any failure: fall back to the torch path
+        logger.info("native kernels unavailable (%s); using torch", exc)
+        return None
+    p, i64, dbl, cint = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
+    for suffix in ("f32", "f64"):
+        fn = getattr(lib, f"tk_pass_{suffix}")
+        fn.restype = i64
+        fn.argtypes = [i64, i64, i64, p, i64, p, p, p, p, dbl, cint, p, p, p, dbl,
+                       p, p, p, p, p, p, cint, cint]  # fmt: skip
+        fn = getattr(lib, f"tk_kpp_{suffix}")
+        fn.restype = cint
+        fn.argtypes = [i64, i64, p, i64, p, p, i64, p, i64, p, p, i64, cint, p, cint]
+    logger.debug("native kernels loaded from %s", target)
+    return lib
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded native library, or ``None`` when unavailable (built at most once)."""
+    if "lib" not in _state:
+        with _lock:
+            if "lib" not in _state:
+                _state["lib"] = _load()
+    lib = _state["lib"]
+    return lib if isinstance(lib, ctypes.CDLL) else None
+
+
+def available() -> bool:
+    return library() is not None
+
+
+def supports(x: torch.Tensor, metric: str) -> bool:
+    """Whether a pass over ``x`` can run natively (CPU float tensors, Euclidean metric)."""
+    return (
+        metric == "euclidean"
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and enabled()
+        and library() is not None
+    )

@@ -1,0 +1,82 @@
+/* Native CPU kernels of torchkmeans: the assignment and accumulation of one Lloyd pass.
+ *
+ * Compiled on first use by torchkmeans/_native.py (C99, pthreads, no Python or torch headers)
+ * and called through ctypes, which releases the GIL. The float and double versions come from
+ * lloyd_impl.h, included once per type.
+ *
+ * Assignment. Centers arrive packed in panels of LANES centers, laid out (panel, feature, lane),
+ * so that the inner loop runs over a panel's lanes with one vector FMA per feature and row.
+ * A tile of TILE rows is scored against every panel and each lane keeps its own best score, the
+ * panel where it was found, and the second-best score; the lanes are reduced once per row at the
+ * end. Two scorings exist:
+ *   - exact:    ||x - c||^2 summed feature by feature (small dimensions);
+ *   - identity: ||c||^2 - 2 x.c (a GEMM-like kernel); rows whose two best scores are within the
+ *               identity's rounding error are re-decided from exact distances over all centers.
+ * Ties go to the lowest center index, so labels never depend on where a row sits.
+ *
+ * Pruning (Hamerly). With the previous labels, each row's lower bound on its distance to every
+ * other center, and each center's half gap to its nearest neighbour, a row whose exact distance
+ * to its previous center is below both keeps its label without being scored.
+ *
+ * Accumulation. Per-cluster sums are float64 and added in row order, so they do not depend on
+ * how rows are split into calls or threads: each thread owns a set of clusters and walks all the
+ * labels, adding only the rows of its clusters.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Row vectors and centers per register tile. */
+#define RV 2
+#define CT 6
+/* Bytes per SIMD vector (AVX2; narrower targets split them). */
+#define VBYTES 32
+/* Bytes of center coordinates scored per sweep of a row group (kept within L2). */
+#define CENTER_BYTES (64 * 1024)
+/* Bytes of shifted rows per group (kept within L1). */
+#define GROUP_BYTES (16 * 1024)
+#define PRUNE_MARGIN 1e-5
+/* Up to this many features, accumulation adds foreign rows to a scratch slot, branch-free. */
+#define ACC_SCRATCH_D 16
+
+int tk_abi_version(void) { return 1; }
+
+typedef void *(*tk_worker)(void *);
+
+/* Run fn(arg + i * size) for i in [0, n) on n threads (the calling thread runs the first). */
+static int tk_parallel(tk_worker fn, void *args, size_t size, int n) {
+    pthread_t threads[64];
+    int started = 0;
+    if (n > 64) n = 64;
+    for (int i = 1; i < n; i++) {
+        if (pthread_create(&threads[i], NULL, fn, (char *)args + (size_t)i * size) != 0) break;
+        started = i;
+    }
+    fn(args);
+    for (int i = 1; i <= started; i++) pthread_join(threads[i], NULL);
+    /* threads that could not be started: run their share here */
+    for (int i = started + 1; i < n; i++) fn((char *)args + (size_t)i * size);
+    return 0;
+}
+
+#define T float
+#define SUF(name) name##_f32
+#define T_EPS 1.1920928955078125e-07
+#define TI int32_t
+#include "lloyd_impl.h"
+#undef T
+#undef SUF
+#undef T_EPS
+#undef TI
+
+#define T double
+#define SUF(name) name##_f64
+#define T_EPS 2.220446049250313e-16
+#define TI int64_t
+#include "lloyd_impl.h"
+#undef T
+#undef SUF
+#undef T_EPS
+#undef TI

@@ -1,0 +1,522 @@
+/* Template of the per-type kernels: included by lloyd.c with T, SUF(name) and T_EPS defined. */
+
+typedef struct {
+    int64_t n, d, k;
+    const T *x;
+    int64_t ldx;
+    const T *w;
+    const T *shift;
+    const T *c;
+    const T *csq;
+    T csq_max;
+    const int64_t *prev;
+    const T *gaps;
+    const double *lower_in;
+    double *lower_out;
+    double drift;
+    int64_t *labels;
+    T *dist;
+    double *sums, *weights, *counts, *inertia;
+    /* per thread */
+    int exact;
+    int thread, nthreads;
+    int64_t row0, row1;
+    int64_t changed;
+} SUF(tk_args);
+
+static inline void SUF(load_row)(const SUF(tk_args) *a, int64_t i, T *out) {
+    const T *src = a->x + i * a->ldx;
+    if (a->shift) {
+        for (int64_t j = 0; j < a->d; j++) out[j] = src[j] - a->shift[j];
+    } else {
+        for (int64_t j = 0; j < a->d; j++) out[j] = src[j];
+    }
+}
+
+static inline T SUF(exact_dist)(const T *xs, const T *c, int64_t d) {
+    T s = 0;
+    for (int64_t j = 0; j < d; j++) {
+        T t = xs[j] - c[j];
+        s += t * t;
+    }
+    return s;
+}
+
+/* SIMD vectors of T and the matching integer lanes (GCC/Clang vector extensions, lowered to
+ * whatever the target has). */
+typedef T SUF(vec) __attribute__((vector_size(VBYTES)));
+typedef TI SUF(ivec) __attribute__((vector_size(VBYTES)));
+enum { SUF(VL) = VBYTES / sizeof(T) };
+
+static inline SUF(vec) SUF(vload)(const T *p) {
+    SUF(vec) v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline SUF(ivec) SUF(iload)(const TI *p) {
+    SUF(ivec) v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* Score a group of g rows (g a multiple of VL * RV), held transposed (feature, row) in xt
+ * with row stride ld,
+ * against centers [k0, k1), updating each row's best score, its center and the second-best
+ * score. Rows run along the SIMD lanes; centers are visited in increasing index, CT at a time,
+ * and a center replaces the best only when strictly better, so ties keep the lowest index. */
+static inline __attribute__((always_inline)) void SUF(score_block)(
+    const SUF(tk_args) *a, const T *xt, int64_t ld, int64_t g, int64_t k0, int64_t k1, T *bv,
+    TI *bi, T *sv, const int exact) {
+    enum { VL = SUF(VL) };
+    typedef SUF(vec) V;
+    typedef SUF(ivec) I;
+    const int64_t d = a->d;
+    for (int64_t r0 = 0; r0 < g; r0 += VL * RV) {
+        V best[RV], second[RV];
+        I idx[RV];
+        for (int v = 0; v < RV; v++) {
+            best[v] = SUF(vload)(bv + r0 + v * VL);
+            second[v] = SUF(vload)(sv + r0 + v * VL);
+            idx[v] = SUF(iload)(bi + r0 + v * VL);
+        }
+        int64_t k = k0;
+        for (; k < k1; k += CT) {
+            const int ct = k1 - k < CT ? (int)(k1 - k) : CT;
+            V acc[CT][RV];
+            for (int c = 0; c < CT; c++)
+                for (int v = 0; v < RV; v++) acc[c][v] = (V){0};
+            const T *cp[CT];
+            for (int c = 0; c < CT; c++) cp[c] = a->c + (k + (c < ct ? c : 0)) * d;
+            for (int64_t j = 0; j < d; j++) {
+                V xv[RV];
+                for (int v = 0; v < RV; v++) xv[v] = SUF(vload)(xt + j * ld + r0 + v * VL);
+                for (int c = 0; c < CT; c++) {
+                    const T cj = cp[c][j];
+                    for (int v = 0; v < RV; v++) {
+                        if (exact) {
+                            const V t = xv[v] - cj;
+                            acc[c][v] += t * t;
+                        } else {
+                            acc[c][v] += xv[v] * cj;
+                        }
+                    }
+                }
+            }
+            for (int c = 0; c < ct; c++) {
+                const I kv = (I){0} + (TI)(k + c);
+                const T off = exact ? (T)0 : a->csq[k + c];
+                for (int v = 0; v < RV; v++) {
+                    const V s = exact ? acc[c][v] : off - 2 * acc[c][v];
+                    const V b = best[v];
+                    const I lt = s < b;
+                    const I gt = s > b;
+                    const I hi = (gt & (I)s) | (~gt & (I)b); /* max(s, b) */
+                    const I lt2 = (V)hi < second[v];
+                    second[v] = (V)((lt2 & hi) | (~lt2 & (I)second[v]));
+                    best[v] = (V)((lt & (I)s) | (~lt & (I)b));
+                    idx[v] = (lt & kv) | (~lt & idx[v]);
+                }
+            }
+        }
+        for (int v = 0; v < RV; v++) {
+            memcpy(bv + r0 + v * VL, &best[v], sizeof(V));
+            memcpy(sv + r0 + v * VL, &second[v], sizeof(V));
+            memcpy(bi + r0 + v * VL, &idx[v], sizeof(I));
+        }
+    }
+}
+
+/* Squared distance from row src (unshifted) to the shifted center c, computed directly. */
+static inline T SUF(row_dist)(const SUF(tk_args) *a, const T *src, const T *c) {
+    T s = 0;
+    if (a->shift) {
+        for (int64_t j = 0; j < a->d; j++) {
+            const T t = (src[j] - a->shift[j]) - c[j];
+            s += t * t;
+        }
+    } else {
+        for (int64_t j = 0; j < a->d; j++) {
+            const T t = src[j] - c[j];
+            s += t * t;
+        }
+    }
+    return s;
+}
+
+static void *SUF(assign_worker)(void *arg) {
+    SUF(tk_args) *a = (SUF(tk_args) *)arg;
+    enum { STEP = SUF(VL) * RV };
+    const int64_t d = a->d;
+    int64_t gm = GROUP_BYTES / (int64_t)(d * sizeof(T));
+    gm = gm / STEP * STEP;
+    if (gm < STEP) gm = STEP;
+    if (gm > 512) gm = 512;
+    /* centers per sweep of a group: their coordinates stay in cache */
+    int64_t kblock = CENTER_BYTES / (int64_t)(d * sizeof(T));
+    if (kblock < CT) kblock = CT;
+    T *xb = (T *)malloc((size_t)(gm * d) * sizeof(T));
+    T *xt = (T *)malloc((size_t)(gm * d) * sizeof(T));
+    T *bv = (T *)malloc((size_t)gm * sizeof(T));
+    T *sv = (T *)malloc((size_t)gm * sizeof(T));
+    TI *bi = (TI *)malloc((size_t)gm * sizeof(TI));
+    int64_t *rows = (int64_t *)malloc((size_t)gm * sizeof(int64_t));
+    if (!xb || !xt || !bv || !sv || !bi || !rows) {
+        a->changed = -1;
+        goto done;
+    }
+    const T eps = (T)(T_EPS * 4.0 * (d > 1 ? sqrt((double)d) : 1.0));
+    const double up2 = (1.0 + PRUNE_MARGIN) * (1.0 + PRUNE_MARGIN);
+    const T zero_shift[1] = {0};
+    int64_t changed = 0;
+    int64_t i = a->row0;
+    while (i < a->row1) {
+        /* gather the rows to score, transposed to (feature, row) with stride gm */
+        int64_t g = 0;
+        for (; i < a->row1 && g < gm; i++) {
+            const T *src = a->x + i * a->ldx;
+            if (a->gaps) {
+                const int64_t q = a->prev[i];
+                if (q >= 0) {
+                    /* Hamerly: keep the label when the distance to the previous center is
+                     * below the row's lower bound and the center's half gap */
+                    const T e = SUF(row_dist)(a, src, a->c + q * d);
+                    const double lo = a->lower_in[i] - a->drift;
+                    const double gp = (double)a->gaps[q];
+                    const double m = lo > gp ? lo : gp;
+                    if (m > 0 && (double)e * up2 < m * m) {
+                        a->labels[i] = q;
+                        a->dist[i] = e;
+                        continue;
+                    }
+                }
+            }
+            const T *sh = a->shift ? a->shift : zero_shift;
+            const int64_t shs = a->shift ? 1 : 0;
+            for (int64_t j = 0; j < d; j++) xt[j * gm + g] = src[j] - sh[j * shs];
+            rows[g++] = i;
+        }
+        if (g == 0) continue;
+        const int64_t gp = (g + STEP - 1) / STEP * STEP;
+        for (int64_t j = 0; j < d; j++)
+            for (int64_t r = g; r < gp; r++) xt[j * gm + r] = xt[j * gm];
+        for (int64_t r = 0; r < gp; r++) {
+            bv[r] = (T)INFINITY;
+            sv[r] = (T)INFINITY;
+            bi[r] = 0;
+        }
+        for (int64_t k0 = 0; k0 < a->k; k0 += kblock) {
+            const int64_t k1 = k0 + kblock < a->k ? k0 + kblock : a->k;
+            if (a->exact)
+                SUF(score_block)(a, xt, gm, gp, k0, k1, bv, bi, sv, 1);
+            else
+                SUF(score_block)(a, xt, gm, gp, k0, k1, bv, bi, sv, 0);
+        }
+        if (a->exact) {
+            /* scores are exact distances: the second bounds the others (vectorized roots) */
+            for (int64_t r = 0; r < g; r++) sv[r] = (T)sqrt(sv[r]);
+            for (int64_t r = 0; r < g; r++) {
+                const int64_t row = rows[r];
+                int64_t k = (int64_t)bi[r];
+                if (k < 0 || k >= a->k) k = 0;
+                if (a->prev) changed += a->prev[row] != k;
+                a->labels[row] = k;
+                /* the distance recomputed by the function the pruned rows use, so a pruned
+                 * pass gives the same values, bit for bit, as a full one */
+                a->dist[row] = SUF(row_dist)(a, a->x + row * a->ldx, a->c + k * d);
+                if (a->lower_out) a->lower_out[row] = (double)sv[r] * (1.0 - PRUNE_MARGIN) + a->drift;
+            }
+            continue;
+        }
+        /* row-major copies for the per-row work below */
+        for (int64_t r = 0; r < g; r++)
+            for (int64_t j = 0; j < d; j++) xb[r * d + j] = xt[j * gm + r];
+        for (int64_t r = 0; r < g; r++) {
+            const T *xs = xb + r * d;
+            const T best = bv[r], second = sv[r];
+            int64_t k = (int64_t)bi[r];
+            if (k < 0 || k >= a->k) k = 0;
+            double lower;
+            T x_sq = 0;
+            for (int64_t j = 0; j < d; j++) x_sq += xs[j] * xs[j];
+            const T slack = eps * (x_sq + a->csq_max);
+            if (second - best <= slack) {
+                /* near tie: decide from exact distances, lowest index first */
+                T be = (T)INFINITY;
+                for (int64_t kk = 0; kk < a->k; kk++) {
+                    const T e = SUF(exact_dist)(xs, a->c + kk * d, d);
+                    if (e < be) {
+                        be = e;
+                        k = kk;
+                    }
+                }
+                lower = 0.0;
+            } else {
+                const T low = second + x_sq - 2 * slack;
+                lower = low > 0 ? sqrt((double)low) : 0.0;
+            }
+            const int64_t row = rows[r];
+            if (a->prev) changed += a->prev[row] != k;
+            a->labels[row] = k;
+            a->dist[row] = SUF(row_dist)(a, a->x + row * a->ldx, a->c + k * d);
+            if (a->lower_out) a->lower_out[row] = lower * (1.0 - PRUNE_MARGIN) + a->drift;
+        }
+    }
+    a->changed = changed;
+done:
+    free(xb);
+    free(xt);
+    free(bv);
+    free(sv);
+    free(bi);
+    free(rows);
+    return NULL;
+}
+
+/* Sums of the rows of the clusters this thread owns (a contiguous range), in row order, kept
+ * in a private copy (no cache line shared between threads) that starts from, and is written
+ * back to, the running totals, so the order of additions is that of one sequential pass. */
+static void *SUF(accumulate_worker)(void *arg) {
+    SUF(tk_args) *a = (SUF(tk_args) *)arg;
+    const int64_t d = a->d;
+    const int64_t k0 = a->k * a->thread / a->nthreads, k1 = a->k * (a->thread + 1) / a->nthreads;
+    const int64_t nk = k1 - k0, width = 3 + (a->sums ? d : 0);
+    /* one extra slot: rows of other clusters go there when d is small (no branch per row) */
+    double *acc = (double *)malloc((size_t)((nk + 1) * width) * sizeof(double));
+    if (!acc) {
+        a->changed = -1;
+        return NULL;
+    }
+    for (int64_t q = 0; q < nk; q++) {
+        double *s = acc + q * width;
+        s[0] = a->weights[k0 + q];
+        s[1] = a->counts[k0 + q];
+        s[2] = a->inertia[k0 + q];
+        if (a->sums) memcpy(s + 3, a->sums + (k0 + q) * d, (size_t)d * sizeof(double));
+    }
+    memset(acc + nk * width, 0, (size_t)width * sizeof(double));
+    const int branchless = d <= ACC_SCRATCH_D;
+    const T zero_shift[1] = {0};
+    const T *sh = a->shift ? a->shift : zero_shift;
+    const int64_t shs = a->shift ? 1 : 0;
+    for (int64_t i = 0; i < a->n; i++) {
+        const int64_t q = a->labels[i] - k0;
+        const int own = q >= 0 && q < nk;
+        if (!own && !branchless) continue;
+        double *s = acc + (own ? q : nk) * width;
+        const double wi = a->w ? (double)a->w[i] : 1.0;
+        s[0] += wi;
+        s[1] += wi > 0 ? 1.0 : 0.0;
+        s[2] += a->w ? (double)a->dist[i] * wi : (double)a->dist[i];
+        if (a->sums) {
+            const T *src = a->x + i * a->ldx;
+            if (a->w) {
+                for (int64_t j = 0; j < d; j++) s[3 + j] += (double)(T)(src[j] - sh[j * shs]) * wi;
+            } else {
+                for (int64_t j = 0; j < d; j++) s[3 + j] += (double)(T)(src[j] - sh[j * shs]);
+            }
+        }
+    }
+    for (int64_t q = 0; q < nk; q++) {
+        const double *s = acc + q * width;
+        a->weights[k0 + q] = s[0];
+        a->counts[k0 + q] = s[1];
+        a->inertia[k0 + q] = s[2];
+        if (a->sums) memcpy(a->sums + (k0 + q) * d, s + 3, (size_t)d * sizeof(double));
+    }
+    free(acc);
+    return NULL;
+}
+
+/* One pass over n rows: labels, exact distances, optional bounds, and per-cluster statistics
+ * added to sums (may be NULL), weights, counts and inertia. Returns the number of rows whose
+ * label differs from prev (0 without prev), or -1 when memory ran out. */
+int64_t SUF(tk_pass)(int64_t n, int64_t d, int64_t k, const T *x, int64_t ldx, const T *w,
+                     const T *shift, const T *c, const T *csq, double csq_max, int exact, const int64_t *prev, const T *gaps,
+                     double *lower, double drift, int64_t *labels, T *dist, double *sums,
+                     double *weights, double *counts, double *inertia, int assign_threads,
+                     int sum_threads) {
+    SUF(tk_args) base;
+    memset(&base, 0, sizeof(base));
+    base.n = n;
+    base.d = d;
+    base.k = k;
+    base.x = x;
+    base.ldx = ldx;
+    base.w = w;
+    base.shift = shift;
+    base.c = c;
+    base.csq = csq;
+    base.csq_max = (T)csq_max;
+    base.exact = exact;
+    base.prev = prev;
+    base.gaps = gaps;
+    base.lower_in = lower;
+    base.lower_out = lower;
+    base.drift = drift;
+    base.labels = labels;
+    base.dist = dist;
+    base.sums = sums;
+    base.weights = weights;
+    base.counts = counts;
+    base.inertia = inertia;
+    int nt = assign_threads < 1 ? 1 : (assign_threads > 64 ? 64 : assign_threads);
+    if (n < nt) nt = n > 0 ? (int)n : 1;
+    SUF(tk_args) args[64];
+    for (int t = 0; t < nt; t++) {
+        args[t] = base;
+        args[t].thread = t;
+        args[t].nthreads = nt;
+        args[t].row0 = n * t / nt;
+        args[t].row1 = n * (t + 1) / nt;
+    }
+    tk_parallel(SUF(assign_worker), args, sizeof(args[0]), nt);
+    int64_t changed = 0;
+    for (int t = 0; t < nt; t++) {
+        if (args[t].changed < 0) return -1;
+        changed += args[t].changed;
+    }
+    int st = sum_threads < 1 ? 1 : (sum_threads > 64 ? 64 : sum_threads);
+    if (k < st) st = (int)k;
+    for (int t = 0; t < st; t++) {
+        args[t] = base;
+        args[t].thread = t;
+        args[t].nthreads = st;
+    }
+    tk_parallel(SUF(accumulate_worker), args, sizeof(args[0]), st);
+    for (int t = 0; t < st; t++)
+        if (args[t].changed < 0) return -1;
+    return changed;
+}
+
+/* ---- k-means++ ------------------------------------------------------------------------- */
+
+/* ||a - b||^2 with SIMD partial sums folded in a fixed order: the value depends only on the
+ * two vectors, never on where they sit. */
+static inline T SUF(sqdist)(const T *a, const T *b, int64_t d) {
+    enum { VL = SUF(VL) };
+    typedef SUF(vec) V;
+    V acc0 = (V){0}, acc1 = (V){0};
+    int64_t j = 0;
+    for (; j + 2 * VL <= d; j += 2 * VL) {
+        const V t0 = SUF(vload)(a + j) - SUF(vload)(b + j);
+        const V t1 = SUF(vload)(a + j + VL) - SUF(vload)(b + j + VL);
+        acc0 += t0 * t0;
+        acc1 += t1 * t1;
+    }
+    acc0 += acc1;
+    T lanes[VL];
+    memcpy(lanes, &acc0, sizeof(acc0));
+    T s = 0;
+    for (int l = 0; l < VL; l++) s += lanes[l];
+    for (; j < d; j++) {
+        const T t = a[j] - b[j];
+        s += t * t;
+    }
+    return s;
+}
+
+typedef struct {
+    int64_t d, m, kc, new_id;
+    const T *x;
+    int64_t ldx;
+    const T *w;
+    const T *cand;
+    const double *cc; /* (m, kc) squared distances candidate -> chosen center, with margin */
+    double *closest;
+    int64_t *assign;
+    int mode;
+    int64_t row0, row1;
+    double *gain; /* (m) this thread's gains */
+} SUF(kpp_args);
+
+static void *SUF(kpp_worker)(void *arg) {
+    SUF(kpp_args) *a = (SUF(kpp_args) *)arg;
+    const int64_t d = a->d, m = a->m, kc = a->kc;
+    for (int64_t i = a->row0; i < a->row1; i++) {
+        const T *xr = a->x + i * a->ldx;
+        if (a->mode == 2) {
+            a->closest[i] = (double)SUF(sqdist)(xr, a->cand, d);
+            a->assign[i] = a->new_id;
+            continue;
+        }
+        const double cl = a->closest[i];
+        const double *cc = a->cc + a->assign[i];
+        if (a->mode == 1) {
+            if (cc[0] >= cl) continue;
+            const double dd = (double)SUF(sqdist)(xr, a->cand, d);
+            if (dd < cl) {
+                a->closest[i] = dd;
+                a->assign[i] = a->new_id;
+            }
+            continue;
+        }
+        const double wi = a->w ? (double)a->w[i] : 1.0;
+        for (int64_t j = 0; j < m; j++) {
+            /* triangle inequality: a candidate at least 2 sqrt(cl) from the row's center is
+             * at least sqrt(cl) from the row */
+            if (cc[j * kc] >= cl) continue;
+            const double dd = (double)SUF(sqdist)(xr, a->cand + j * d, d);
+            if (dd < cl) a->gain[j] += wi * (cl - dd);
+        }
+    }
+    return NULL;
+}
+
+/* One step of greedy k-means++ over n rows, given each row's squared distance to its closest
+ * chosen center (closest) and that center's index (assign):
+ *   mode 0: gain[j] = sum_i w_i max(0, closest_i - ||x_i - cand_j||^2) for the m candidates;
+ *   mode 1: add cand (one row) as center new_id: closest and assign updated in place;
+ *   mode 2: the first center: closest_i = ||x_i - cand||^2, assign_i = new_id.
+ * centers (kc rows) are the chosen centers, for the triangle-inequality pruning. Returns 0, or
+ * -1 when memory ran out. */
+int SUF(tk_kpp)(int64_t n, int64_t d, const T *x, int64_t ldx, const T *w, const T *cand,
+                int64_t m, const T *centers, int64_t kc, double *closest, int64_t *assign,
+                int64_t new_id, int mode, double *gain, int nthreads) {
+    double *cc = NULL;
+    if (mode != 2) {
+        cc = (double *)malloc((size_t)(m * kc) * sizeof(double));
+        if (!cc) return -1;
+        /* skip threshold: 4 (1 + margin) ||cand - center||^2 >= closest, margin for rounding */
+        for (int64_t j = 0; j < m; j++)
+            for (int64_t q = 0; q < kc; q++)
+                cc[j * kc + q] =
+                    (double)SUF(sqdist)(cand + j * d, centers + q * d, d) * 0.25 * (1.0 - 1e-3);
+    }
+    int nt = nthreads < 1 ? 1 : (nthreads > 64 ? 64 : nthreads);
+    if (n < nt) nt = n > 0 ? (int)n : 1;
+    double *gains = (double *)calloc((size_t)(nt * (m > 0 ? m : 1)), sizeof(double));
+    if (!gains) {
+        free(cc);
+        return -1;
+    }
+    SUF(kpp_args) args[64];
+    for (int t = 0; t < nt; t++) {
+        SUF(kpp_args) *a = &args[t];
+        a->d = d;
+        a->m = m;
+        a->kc = kc;
+        a->new_id = new_id;
+        a->x = x;
+        a->ldx = ldx;
+        a->w = w;
+        a->cand = cand;
+        a->cc = cc;
+        a->closest = closest;
+        a->assign = assign;
+        a->mode = mode;
+        a->row0 = n * t / nt;
+        a->row1 = n * (t + 1) / nt;
+        a->gain = gains + t * m;
+    }
+    tk_parallel(SUF(kpp_worker), args, sizeof(args[0]), nt);
+    if (mode == 0)
+        for (int64_t j = 0; j < m; j++) {
+            double s = 0;
+            for (int t = 0; t < nt; t++) s += gains[t * m + j];
+            gain[j] = s;
+        }
+    free(gains);
+    free(cc);
+    return 0;
+}
