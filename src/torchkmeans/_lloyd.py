@@ -246,6 +246,7 @@ def _accumulate_native(
     fn = lib.tk_pass_f32 if dtype == torch.float32 else lib.tk_pass_f64
     k, d = pc.n_clusters, source.n_features
     c = pc.c.contiguous()
+    craw = pc.centers.to(dtype).contiguous()
     assert pc.c_sq is not None  # Euclidean
     csq = pc.c_sq.contiguous()
     csq_max = float(csq.max())
@@ -276,7 +277,7 @@ def _accumulate_native(
         work = m * k * max(d, 4)
         changed = fn(
             m, d, k, x.data_ptr(), x.stride(0), _ptr(w), _ptr(shift), c.data_ptr(),
-            csq.data_ptr(), csq_max, int(exact), _ptr(seg if labels is not None else None),
+            craw.data_ptr(), csq.data_ptr(), csq_max, int(exact), _ptr(seg if labels is not None else None),
             _ptr(gaps),
             _ptr(lower), 0.0 if bounds is None else bounds.drift, seg.data_ptr(),
             dist.data_ptr(), stats.sums.data_ptr() if update else None,

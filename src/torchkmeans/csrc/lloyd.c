@@ -1,26 +1,29 @@
-/* Native CPU kernels of torchkmeans: the assignment and accumulation of one Lloyd pass.
+/* Native CPU kernels of torchkmeans: one Lloyd pass (assignment and accumulation) and the
+ * steps of greedy k-means++.
  *
- * Compiled on first use by torchkmeans/_native.py (C99, pthreads, no Python or torch headers)
- * and called through ctypes, which releases the GIL. The float and double versions come from
- * lloyd_impl.h, included once per type.
+ * Compiled on first use by torchkmeans/_native.py (C99 with GCC/Clang vector extensions,
+ * pthreads, no Python or torch headers) and called through ctypes, which releases the GIL. The
+ * float and double versions come from lloyd_impl.h, included once per type.
  *
- * Assignment. Centers arrive packed in panels of LANES centers, laid out (panel, feature, lane),
- * so that the inner loop runs over a panel's lanes with one vector FMA per feature and row.
- * A tile of TILE rows is scored against every panel and each lane keeps its own best score, the
- * panel where it was found, and the second-best score; the lanes are reduced once per row at the
- * end. Two scorings exist:
- *   - exact:    ||x - c||^2 summed feature by feature (small dimensions);
- *   - identity: ||c||^2 - 2 x.c (a GEMM-like kernel); rows whose two best scores are within the
- *               identity's rounding error are re-decided from exact distances over all centers.
- * Ties go to the lowest center index, so labels never depend on where a row sits.
+ * Assignment. Rows are gathered in groups and transposed to (feature, row), so that a SIMD
+ * vector holds one feature of VL rows; a register tile of RV vectors x CT centers accumulates
+ * with one FMA per feature, center and vector (the layout of a GEMM micro-kernel), and each row
+ * keeps its best score, that center's index and its second-best score in its lane: no
+ * horizontal reduction, and centers are visited in increasing index with a strict comparison,
+ * so ties keep the lowest index. Two scorings exist:
+ *   - exact:    ||x - c||^2 from differences of the values as given (small dimensions);
+ *   - identity: ||c||^2 - 2 x.c on rows and centers shifted near the data; rows whose two best
+ *               scores are within the identity's rounding error are re-decided from exact
+ *               distances over all centers.
+ * The distance returned for the chosen center is always recomputed from exact differences.
  *
  * Pruning (Hamerly). With the previous labels, each row's lower bound on its distance to every
  * other center, and each center's half gap to its nearest neighbour, a row whose exact distance
  * to its previous center is below both keeps its label without being scored.
  *
  * Accumulation. Per-cluster sums are float64 and added in row order, so they do not depend on
- * how rows are split into calls or threads: each thread owns a set of clusters and walks all the
- * labels, adding only the rows of its clusters.
+ * how rows are split into calls or threads: each thread owns a range of clusters and walks all
+ * the labels, adding only the rows of its clusters.
  */
 #include <math.h>
 #include <pthread.h>
@@ -41,7 +44,7 @@
 /* Up to this many features, accumulation adds foreign rows to a scratch slot, branch-free. */
 #define ACC_SCRATCH_D 16
 
-int tk_abi_version(void) { return 1; }
+int tk_abi_version(void) { return 2; }
 
 typedef void *(*tk_worker)(void *);
 

@@ -6,7 +6,8 @@ typedef struct {
     int64_t ldx;
     const T *w;
     const T *shift;
-    const T *c;
+    const T *c;    /* shifted centers (GEMM identity) */
+    const T *craw; /* centers as given (exact distances) */
     const T *csq;
     T csq_max;
     const int64_t *prev;
@@ -23,24 +24,6 @@ typedef struct {
     int64_t row0, row1;
     int64_t changed;
 } SUF(tk_args);
-
-static inline void SUF(load_row)(const SUF(tk_args) *a, int64_t i, T *out) {
-    const T *src = a->x + i * a->ldx;
-    if (a->shift) {
-        for (int64_t j = 0; j < a->d; j++) out[j] = src[j] - a->shift[j];
-    } else {
-        for (int64_t j = 0; j < a->d; j++) out[j] = src[j];
-    }
-}
-
-static inline T SUF(exact_dist)(const T *xs, const T *c, int64_t d) {
-    T s = 0;
-    for (int64_t j = 0; j < d; j++) {
-        T t = xs[j] - c[j];
-        s += t * t;
-    }
-    return s;
-}
 
 /* SIMD vectors of T and the matching integer lanes (GCC/Clang vector extensions, lowered to
  * whatever the target has). */
@@ -68,6 +51,7 @@ static inline SUF(ivec) SUF(iload)(const TI *p) {
 static inline __attribute__((always_inline)) void SUF(score_block)(
     const SUF(tk_args) *a, const T *xt, int64_t ld, int64_t g, int64_t k0, int64_t k1, T *bv,
     TI *bi, T *sv, const int exact) {
+    const T *cen = exact ? a->craw : a->c;
     enum { VL = SUF(VL) };
     typedef SUF(vec) V;
     typedef SUF(ivec) I;
@@ -87,7 +71,7 @@ static inline __attribute__((always_inline)) void SUF(score_block)(
             for (int c = 0; c < CT; c++)
                 for (int v = 0; v < RV; v++) acc[c][v] = (V){0};
             const T *cp[CT];
-            for (int c = 0; c < CT; c++) cp[c] = a->c + (k + (c < ct ? c : 0)) * d;
+            for (int c = 0; c < CT; c++) cp[c] = cen + (k + (c < ct ? c : 0)) * d;
             for (int64_t j = 0; j < d; j++) {
                 V xv[RV];
                 for (int v = 0; v < RV; v++) xv[v] = SUF(vload)(xt + j * ld + r0 + v * VL);
@@ -127,19 +111,13 @@ static inline __attribute__((always_inline)) void SUF(score_block)(
     }
 }
 
-/* Squared distance from row src (unshifted) to the shifted center c, computed directly. */
+/* Squared distance from row src to center c, both as given, from exact differences: rows
+ * and centers at the same distance tie exactly, whatever the shift. */
 static inline T SUF(row_dist)(const SUF(tk_args) *a, const T *src, const T *c) {
     T s = 0;
-    if (a->shift) {
-        for (int64_t j = 0; j < a->d; j++) {
-            const T t = (src[j] - a->shift[j]) - c[j];
-            s += t * t;
-        }
-    } else {
-        for (int64_t j = 0; j < a->d; j++) {
-            const T t = src[j] - c[j];
-            s += t * t;
-        }
+    for (int64_t j = 0; j < a->d; j++) {
+        const T t = src[j] - c[j];
+        s += t * t;
     }
     return s;
 }
@@ -180,7 +158,7 @@ static void *SUF(assign_worker)(void *arg) {
                 if (q >= 0) {
                     /* Hamerly: keep the label when the distance to the previous center is
                      * below the row's lower bound and the center's half gap */
-                    const T e = SUF(row_dist)(a, src, a->c + q * d);
+                    const T e = SUF(row_dist)(a, src, a->craw + q * d);
                     const double lo = a->lower_in[i] - a->drift;
                     const double gp = (double)a->gaps[q];
                     const double m = lo > gp ? lo : gp;
@@ -191,8 +169,9 @@ static void *SUF(assign_worker)(void *arg) {
                     }
                 }
             }
-            const T *sh = a->shift ? a->shift : zero_shift;
-            const int64_t shs = a->shift ? 1 : 0;
+            /* exact scoring reads rows as given; the GEMM identity reads them shifted */
+            const T *sh = a->shift && !a->exact ? a->shift : zero_shift;
+            const int64_t shs = a->shift && !a->exact ? 1 : 0;
             for (int64_t j = 0; j < d; j++) xt[j * gm + g] = src[j] - sh[j * shs];
             rows[g++] = i;
         }
@@ -223,7 +202,7 @@ static void *SUF(assign_worker)(void *arg) {
                 a->labels[row] = k;
                 /* the distance recomputed by the function the pruned rows use, so a pruned
                  * pass gives the same values, bit for bit, as a full one */
-                a->dist[row] = SUF(row_dist)(a, a->x + row * a->ldx, a->c + k * d);
+                a->dist[row] = SUF(row_dist)(a, a->x + row * a->ldx, a->craw + k * d);
                 if (a->lower_out) a->lower_out[row] = (double)sv[r] * (1.0 - PRUNE_MARGIN) + a->drift;
             }
             continue;
@@ -233,6 +212,8 @@ static void *SUF(assign_worker)(void *arg) {
             for (int64_t j = 0; j < d; j++) xb[r * d + j] = xt[j * gm + r];
         for (int64_t r = 0; r < g; r++) {
             const T *xs = xb + r * d;
+            const int64_t row = rows[r];
+            const T *src = a->x + row * a->ldx;
             const T best = bv[r], second = sv[r];
             int64_t k = (int64_t)bi[r];
             if (k < 0 || k >= a->k) k = 0;
@@ -244,7 +225,7 @@ static void *SUF(assign_worker)(void *arg) {
                 /* near tie: decide from exact distances, lowest index first */
                 T be = (T)INFINITY;
                 for (int64_t kk = 0; kk < a->k; kk++) {
-                    const T e = SUF(exact_dist)(xs, a->c + kk * d, d);
+                    const T e = SUF(row_dist)(a, src, a->craw + kk * d);
                     if (e < be) {
                         be = e;
                         k = kk;
@@ -255,10 +236,9 @@ static void *SUF(assign_worker)(void *arg) {
                 const T low = second + x_sq - 2 * slack;
                 lower = low > 0 ? sqrt((double)low) : 0.0;
             }
-            const int64_t row = rows[r];
             if (a->prev) changed += a->prev[row] != k;
             a->labels[row] = k;
-            a->dist[row] = SUF(row_dist)(a, a->x + row * a->ldx, a->c + k * d);
+            a->dist[row] = SUF(row_dist)(a, src, a->craw + k * d);
             if (a->lower_out) a->lower_out[row] = lower * (1.0 - PRUNE_MARGIN) + a->drift;
         }
     }
@@ -332,7 +312,7 @@ static void *SUF(accumulate_worker)(void *arg) {
  * added to sums (may be NULL), weights, counts and inertia. Returns the number of rows whose
  * label differs from prev (0 without prev), or -1 when memory ran out. */
 int64_t SUF(tk_pass)(int64_t n, int64_t d, int64_t k, const T *x, int64_t ldx, const T *w,
-                     const T *shift, const T *c, const T *csq, double csq_max, int exact, const int64_t *prev, const T *gaps,
+                     const T *shift, const T *c, const T *craw, const T *csq, double csq_max, int exact, const int64_t *prev, const T *gaps,
                      double *lower, double drift, int64_t *labels, T *dist, double *sums,
                      double *weights, double *counts, double *inertia, int assign_threads,
                      int sum_threads) {
@@ -346,6 +326,7 @@ int64_t SUF(tk_pass)(int64_t n, int64_t d, int64_t k, const T *x, int64_t ldx, c
     base.w = w;
     base.shift = shift;
     base.c = c;
+    base.craw = craw;
     base.csq = csq;
     base.csq_max = (T)csq_max;
     base.exact = exact;

@@ -1,0 +1,255 @@
+"""The native CPU kernels (csrc/, built on first use) against the torch path and brute force."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from torchkmeans import KMeans, _native, kmeans_plusplus
+from torchkmeans._distance import PreparedCenters
+from torchkmeans._lloyd import Bounds, Workspace, accumulate, half_gaps
+from torchkmeans._sources import TensorSource
+
+needs_native = pytest.mark.skipif(
+    not _native.available(), reason="no C compiler here: the native kernels are not built"
+)
+
+
+def _blobs(n, d, k, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(k, d)) * 4
+    return (centers[rng.integers(0, k, n)] + rng.normal(size=(n, d))).astype(dtype)
+
+
+def _pass(X, centers, monkeypatch, native, weights=None, chunk_size=1000):
+    monkeypatch.setenv("TORCHKMEANS_NATIVE", "1" if native else "0")
+    x = torch.as_tensor(X)
+    w = None if weights is None else torch.as_tensor(weights, dtype=x.dtype)
+    src = TensorSource(x, w, device=torch.device("cpu"), dtype=x.dtype, chunk_size=chunk_size)
+    pc = PreparedCenters(torch.as_tensor(centers), "euclidean", x.mean(0))
+    labels = torch.full((x.shape[0],), -1, dtype=torch.long)
+    ws = Workspace(chunk_size, centers.shape[0], x.dtype, x.device)
+    stats = accumulate(src, pc, labels, ws)
+    return labels, stats
+
+
+@needs_native
+@pytest.mark.parametrize("d", [1, 2, 7, 16, 17, 64, 300])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_native_pass_matches_the_torch_pass(d, dtype, weighted, monkeypatch):
+    k = 37
+    X = _blobs(3000, d, k, dtype)
+    centers = X[np.random.default_rng(1).choice(len(X), k, replace=False)]
+    w = np.random.default_rng(2).random(len(X)).astype(dtype) if weighted else None
+    if w is not None:
+        w[::7] = 0.0
+    la, sa = _pass(X, centers, monkeypatch, True, w)
+    lb, sb = _pass(X, centers, monkeypatch, False, w)
+    torch.testing.assert_close(la, lb, rtol=0, atol=0)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    torch.testing.assert_close(sa.sums, sb.sums, rtol=rtol, atol=rtol * float(sb.sums.abs().max()))
+    torch.testing.assert_close(sa.weights, sb.weights, rtol=1e-12, atol=0)
+    torch.testing.assert_close(sa.counts, sb.counts, rtol=0, atol=0)
+    torch.testing.assert_close(sa.inertia, sb.inertia, rtol=rtol, atol=rtol)
+    assert int(sa.changed) == int(sb.changed) == len(X)
+
+
+@needs_native
+@pytest.mark.parametrize("d", [2, 40])
+def test_native_labels_are_the_exact_nearest_center_with_ties_to_the_lowest_index(d, monkeypatch):
+    rng = np.random.default_rng(3)
+    centers = rng.integers(-3, 4, size=(25, d)).astype(np.float64)
+    centers[7] = centers[3]  # a duplicate center: its twin with the lower index wins
+    X = rng.integers(-4, 5, size=(4000, d)).astype(np.float64)  # many exact ties
+    labels, stats = _pass(X, centers, monkeypatch, True)
+    dist = ((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(labels.numpy(), dist.argmin(axis=1))
+    assert not (labels == 7).any()
+    np.testing.assert_allclose(float(stats.inertia.sum()), dist.min(axis=1).sum(), rtol=1e-12)
+
+
+@needs_native
+def test_native_pass_reads_rows_with_a_stride_and_one_cluster(monkeypatch):
+    big = torch.as_tensor(_blobs(2000, 24, 5, np.float32))
+    X = big[:, :10]  # rows are 24 apart in memory
+    assert X.stride(0) == 24
+    la, sa = _pass(X, X[:4].clone().numpy(), monkeypatch, True)
+    lb, sb = _pass(X.contiguous(), X[:4].clone().numpy(), monkeypatch, False)
+    torch.testing.assert_close(la, lb, rtol=0, atol=0)
+    torch.testing.assert_close(sa.sums, sb.sums, rtol=1e-5, atol=1e-3)
+    one, stats = _pass(X, X[:1].clone().numpy(), monkeypatch, True)
+    assert (one == 0).all() and float(stats.counts[0]) == 2000
+
+
+@needs_native
+@pytest.mark.parametrize("d", [3, 50])
+def test_native_pruned_pass_skips_rows_and_keeps_every_value(d, monkeypatch):
+    """After one pass with bounds, a pass from slightly moved centers prunes most rows and
+    gives the same labels, sums and inertia, bit for bit, as a full pass."""
+    monkeypatch.setenv("TORCHKMEANS_NATIVE", "1")
+    X = torch.as_tensor(_blobs(5000, d, 12, np.float64))
+    src = TensorSource(X, None, device=torch.device("cpu"), dtype=X.dtype, chunk_size=700)
+    centers = X[:12].clone()
+    ws = Workspace(700, 12, X.dtype, X.device)
+    labels = torch.full((5000,), -1, dtype=torch.long)
+    bounds = Bounds(5000, X.device)
+    pc = PreparedCenters(centers, "euclidean", X.mean(0))
+    accumulate(src, pc, labels, ws, bounds=bounds)
+    moved = centers + 1e-3
+    bounds.moved(centers, moved)
+    pc2 = PreparedCenters(moved, "euclidean", X.mean(0))
+    pruned_labels = labels.clone()
+    lower_before = bounds.lower.clone()
+    pruned = accumulate(src, pc2, pruned_labels, ws, bounds=bounds)
+    kept = (bounds.lower == lower_before).sum().item()
+    assert kept > 2500  # most rows were not scored
+    full_labels = labels.clone()
+    full = accumulate(src, pc2, full_labels, ws)
+    torch.testing.assert_close(pruned_labels, full_labels, rtol=0, atol=0)
+    for field in ("sums", "weights", "counts", "inertia", "changed"):
+        torch.testing.assert_close(getattr(pruned, field), getattr(full, field), rtol=0, atol=0)
+    assert half_gaps(pc2).min() > 0
+
+
+@needs_native
+def test_native_fit_does_not_depend_on_threads_or_chunks():
+    X = _blobs(20000, 5, 9, np.float32, seed=4)
+    runs = []
+    before = torch.get_num_threads()
+    try:
+        for threads, chunk in ((1, None), (2, None), (2, 777)):
+            torch.set_num_threads(threads)
+            runs.append(KMeans(9, random_state=0, n_init=1, chunk_size=chunk).fit(X))
+    finally:
+        torch.set_num_threads(before)
+    a = runs[0]
+    for b in runs[1:]:
+        np.testing.assert_array_equal(a.labels_, b.labels_)
+        np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+        assert a.inertia_ == b.inertia_ and a.n_iter_ == b.n_iter_
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_native_fit_matches_the_torch_fit(dtype, monkeypatch):
+    X = _blobs(6000, 12, 10, dtype, seed=5)
+    fits = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("TORCHKMEANS_NATIVE", flag)
+        fits.append(KMeans(10, random_state=3, n_init=2).fit(X))
+    a, b = fits
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    tol = 1e-5 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=tol, atol=tol)
+    np.testing.assert_allclose(a.inertia_, b.inertia_, rtol=tol)
+    assert a.n_iter_ == b.n_iter_
+
+
+def _brute(X, centers):
+    return ((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+
+
+@needs_native
+@pytest.mark.parametrize("d", [3, 33])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_native_kmeans_plusplus_step_is_exact(d, weighted):
+    """Gains (potential drops) of candidates and the update of closest distances, with the
+    triangle-inequality skips, equal brute force."""
+    lib = _native.library()
+    rng = np.random.default_rng(6)
+    X = torch.as_tensor(_blobs(3000, d, 20, np.float64, seed=6))
+    chosen = X[rng.choice(3000, 15, replace=False)].contiguous()
+    cand = X[rng.choice(3000, 6, replace=False)].contiguous()
+    dist = _brute(X.numpy(), chosen.numpy())
+    closest = torch.as_tensor(dist.min(axis=1)).contiguous()
+    assign = torch.as_tensor(dist.argmin(axis=1)).contiguous()
+    w = torch.as_tensor(rng.random(3000)) if weighted else None
+    gain = torch.zeros(6, dtype=torch.float64)
+    status = lib.tk_kpp_f64(
+        3000, d, X.data_ptr(), d, None if w is None else w.data_ptr(), cand.data_ptr(), 6,
+        chosen.data_ptr(), 15, closest.data_ptr(), assign.data_ptr(), 0, 0, gain.data_ptr(), 2,
+    )  # fmt: skip
+    assert status == 0
+    dc = _brute(X.numpy(), cand.numpy())
+    drop = np.maximum(0.0, closest.numpy()[:, None] - dc)
+    if w is not None:
+        drop *= w.numpy()[:, None]
+    np.testing.assert_allclose(gain.numpy(), drop.sum(axis=0), rtol=1e-10)
+    # add candidate 2 as center 15
+    status = lib.tk_kpp_f64(
+        3000, d, X.data_ptr(), d, None, cand[2:3].data_ptr(), 1, chosen.data_ptr(), 15,
+        closest.data_ptr(), assign.data_ptr(), 15, 1, gain.data_ptr(), 2,
+    )  # fmt: skip
+    assert status == 0
+    full = np.concatenate([dist, dc[:, 2:3]], axis=1)
+    np.testing.assert_allclose(closest.numpy(), full.min(axis=1), rtol=1e-12, atol=1e-12)
+    better = dc[:, 2] < dist.min(axis=1)
+    np.testing.assert_array_equal(assign.numpy()[better], 15)
+
+
+@needs_native
+@pytest.mark.parametrize("weighted", [False, True])
+def test_native_kmeans_plusplus_draws_the_torch_centers(weighted, monkeypatch):
+    X = _blobs(4000, 6, 12, np.float64, seed=7)
+    sw = np.random.default_rng(8).random(4000) if weighted else None
+    got = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("TORCHKMEANS_NATIVE", flag)
+        got.append(kmeans_plusplus(X, 12, sample_weight=sw, random_state=5))
+    np.testing.assert_array_equal(got[0][1], got[1][1])
+    np.testing.assert_allclose(got[0][0], got[1][0])
+
+
+def test_without_a_compiler_the_torch_path_runs(tmp_path):
+    """No compiler (or TORCHKMEANS_NATIVE=0): nothing is built, fits run on the torch path."""
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from torchkmeans import KMeans, _native
+        assert not _native.available()
+        X = np.random.default_rng(0).normal(size=(500, 3))
+        km = KMeans(4, random_state=0).fit(X)
+        assert km.labels_.shape == (500,) and np.isfinite(km.inertia_)
+        print("ok")
+        """
+    )
+    for extra in ({"CC": str(tmp_path / "no-such-compiler")}, {"TORCHKMEANS_NATIVE": "0"}):
+        env = dict(os.environ, TORCHKMEANS_CACHE_DIR=str(tmp_path / "cache"), **extra)
+        env.pop("PATH_UNUSED", None)
+        if "CC" in extra:  # hide cc/gcc/clang too
+            env["PATH"] = str(tmp_path)
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "ok"
+        assert not list((tmp_path / "cache").glob("*.so"))
+
+
+def test_a_failing_build_falls_back_and_leaves_no_partial_file(tmp_path):
+    fake = tmp_path / "fakecc"
+    fake.write_text("#!/bin/sh\necho 'fakecc: cannot compile' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    code = textwrap.dedent(
+        """
+        import logging
+        from torchkmeans import _native
+        logging.basicConfig(level=logging.INFO)
+        assert _native.library() is None
+        print("ok")
+        """
+    )
+    env = dict(os.environ, TORCHKMEANS_CACHE_DIR=str(tmp_path / "cache"), CC=str(fake))
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "fakecc: cannot compile" in out.stderr  # the reason is logged
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.is_file()]
