@@ -212,6 +212,10 @@ def kmeans_plusplus_(
     return torch.cat(centers), torch.cat(indices)
 
 
+# Work (rows x candidates x features) below which a native call stays on the calling thread.
+_NATIVE_THREAD_WORK = 1 << 17
+
+
 def _native_rows(source: TensorSource, metric: str) -> torch.Tensor | None:
     """The rows as one CPU tensor the native k-means++ kernel can read in place, or None."""
     x = source.X
@@ -266,10 +270,11 @@ def _kmeans_plusplus_native(
 
     def call(cand: torch.Tensor, chosen: int, new_id: int, mode: int) -> None:
         cand = cand.contiguous()
+        work = n * d * cand.shape[0]  # (an upper bound: pruned rows cost less)
         status = fn(
             n, d, x.data_ptr(), ldx, w_ptr, cand.data_ptr(), cand.shape[0],
             centers.data_ptr(), chosen, closest.data_ptr(), assign.data_ptr(), new_id, mode,
-            gain.data_ptr(), threads,
+            gain.data_ptr(), threads if work >= _NATIVE_THREAD_WORK else 1,
         )  # fmt: skip
         if status != 0:
             raise MemoryError("the native k-means++ kernel could not allocate its buffers")

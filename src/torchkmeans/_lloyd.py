@@ -8,6 +8,7 @@ Prior validation of data is assumed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +23,7 @@ from ._distance import (
     prepare_rows,
 )
 from ._distributed import SINGLE, Comm
-from ._sources import Source
+from ._sources import Chunk, Source, TensorSource
 
 
 def accumulation_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
@@ -225,6 +226,39 @@ _NATIVE_EXACT_MAX_D = 16
 _NATIVE_THREAD_WORK = 1 << 18
 
 
+# Rows per native call when the kernel reads the data in place: it allocates only a distance
+# per row (4 or 8 bytes), so blocks can be much larger than the chunks of the torch path.
+_NATIVE_BLOCK = 1 << 18
+
+
+def _in_place(source: Source) -> bool:
+    """Whether the kernel can read the source's rows where they are (a CPU tensor, or a
+    memory map, already in the compute dtype): no chunk copies needed."""
+    return (
+        isinstance(source, TensorSource)
+        and not source.stream_to_device
+        and source.X.device.type == "cpu"
+        and source.X.dtype == source.dtype
+    )
+
+
+def _native_block_rows(source: Source) -> int:
+    return max(source.chunk_size, _NATIVE_BLOCK) if _in_place(source) else source.chunk_size
+
+
+def _native_blocks(source: Source, rows: int) -> Iterator[Chunk]:
+    """Blocks of rows for the native kernel: views of the data when it can be read in place,
+    else the source's own (converted) chunks."""
+    if not _in_place(source):
+        yield from source.chunks()
+        return
+    assert isinstance(source, TensorSource)
+    w = source.sample_weight
+    for start in range(0, source.n_samples, rows):
+        stop = min(start + rows, source.n_samples)
+        yield Chunk(start, source.X[start:stop], None if w is None else w[start:stop])
+
+
 def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
@@ -252,11 +286,12 @@ def _accumulate_native(
     csq_max = float(csq.max())
     shift = None if pc.shift is None else pc.shift.contiguous()
     exact = d <= _NATIVE_EXACT_MAX_D
-    dist = torch.empty(source.chunk_size, dtype=dtype)
-    own = None if labels is not None else torch.empty(source.chunk_size, dtype=torch.long)
+    rows = _native_block_rows(source)
+    dist = torch.empty(rows, dtype=dtype)
+    own = None if labels is not None else torch.empty(rows, dtype=torch.long)
     threads = max(1, torch.get_num_threads())
     gaps = None if gaps is None else gaps.contiguous()
-    for chunk in source.chunks():
+    for chunk in _native_blocks(source, rows):
         x = chunk.x
         m = int(x.shape[0])
         if m == 0:

@@ -276,25 +276,27 @@ static void *SUF(accumulate_worker)(void *arg) {
     }
     memset(acc + nk * width, 0, (size_t)width * sizeof(double));
     const int branchless = d <= ACC_SCRATCH_D;
-    const T zero_shift[1] = {0};
-    const T *sh = a->shift ? a->shift : zero_shift;
-    const int64_t shs = a->shift ? 1 : 0;
+    const T *sh = a->shift;
     for (int64_t i = 0; i < a->n; i++) {
         const int64_t q = a->labels[i] - k0;
         const int own = q >= 0 && q < nk;
         if (!own && !branchless) continue;
-        double *s = acc + (own ? q : nk) * width;
+        double *restrict s = acc + (own ? q : nk) * width;
         const double wi = a->w ? (double)a->w[i] : 1.0;
         s[0] += wi;
         s[1] += wi > 0 ? 1.0 : 0.0;
         s[2] += a->w ? (double)a->dist[i] * wi : (double)a->dist[i];
-        if (a->sums) {
-            const T *src = a->x + i * a->ldx;
-            if (a->w) {
-                for (int64_t j = 0; j < d; j++) s[3 + j] += (double)(T)(src[j] - sh[j * shs]) * wi;
-            } else {
-                for (int64_t j = 0; j < d; j++) s[3 + j] += (double)(T)(src[j] - sh[j * shs]);
-            }
+        if (!a->sums) continue;
+        const T *restrict src = a->x + i * a->ldx;
+        double *restrict sr = s + 3;
+        if (a->w && sh) {
+            for (int64_t j = 0; j < d; j++) sr[j] += (double)(T)(src[j] - sh[j]) * wi;
+        } else if (a->w) {
+            for (int64_t j = 0; j < d; j++) sr[j] += (double)src[j] * wi;
+        } else if (sh) {
+            for (int64_t j = 0; j < d; j++) sr[j] += (double)(T)(src[j] - sh[j]);
+        } else {
+            for (int64_t j = 0; j < d; j++) sr[j] += (double)src[j];
         }
     }
     for (int64_t q = 0; q < nk; q++) {
