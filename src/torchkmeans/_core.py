@@ -211,7 +211,7 @@ def lloyd_(
         pc = PreparedCenters(centers, metric, None)
         stats = accumulate(source, pc, labels, workspace, bounds=bounds)
         stats.reduce_(comm)  # the one collective of an iteration
-        relocated = relocate_empty_clusters(stats, source, pc, workspace, comm)
+        relocated = relocate_empty_clusters(stats, source, pc, workspace, comm, labels)
         new = finalize(stats, pc)
         if bounds is not None:
             bounds.moved(centers, new)
@@ -287,6 +287,7 @@ def fit(
     mean, variance, _ = data_moments(source, metric, comm)
     tol_abs = tol * variance
     workspace = Workspace(source.chunk_size, n_clusters, source.dtype, source.device)
+    workspace.keep_distances(source)
     labels = torch.empty(source.n_samples, dtype=torch.long, device=source.device)
     use_bounds = PRUNE and Bounds.affordable(source)
     shift = mean if metric == "euclidean" else None

@@ -8,7 +8,7 @@ Prior validation of data is assumed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -150,6 +150,22 @@ class Workspace:
 
     def __init__(self, chunk_size: int, n_clusters: int, dtype: torch.dtype, device: torch.device):
         self.scores = torch.empty(chunk_size, n_clusters, dtype=dtype, device=device)
+        # Per-row distances of the last native pass (see keep_distances) and its centers.
+        self.distances: torch.Tensor | None = None
+        self.distances_for: PreparedCenters | None = None
+
+    def keep_distances(self, source: Source) -> None:
+        """Keep every row's distance from the native passes, so that refilling empty clusters
+        needs no extra pass over the data; only for in-memory CPU data, within the memory the
+        bounds may use."""
+        if (
+            isinstance(source, TensorSource)
+            and source.device.type == "cpu"
+            and _in_place(source)
+            and not source.out_of_core
+            and Bounds.affordable(source)
+        ):
+            self.distances = torch.empty(source.n_samples, dtype=source.dtype)
 
     def scores_for(self, rows: int) -> torch.Tensor:
         return self.scores[:rows]
@@ -179,7 +195,11 @@ def accumulate(
     if bounds is not None and bounds.valid and labels is not None:
         gaps = half_gaps(pc).to(source.dtype)
     if source.device.type == "cpu" and _native.supports(pc.c, pc.metric):
-        _accumulate_native(source, pc, labels, stats, update, bounds, gaps)
+        keep = workspace.distances if labels is not None else None
+        _accumulate_native(
+            source, pc, labels, stats, update, bounds, gaps, workspace_distances=keep
+        )
+        workspace.distances_for = pc if keep is not None else None
         return stats
     for chunk in source.chunks():
         m = chunk.x.shape[0]
@@ -271,9 +291,12 @@ def _accumulate_native(
     update: bool,
     bounds: Bounds | None,
     gaps: torch.Tensor | None,
+    on_block: Callable[[Chunk, torch.Tensor, torch.Tensor], None] | None = None,
+    workspace_distances: torch.Tensor | None = None,
 ) -> None:
-    """:func:`accumulate` through the native kernel: one C call per chunk does the
-    assignment (pruned when ``gaps`` is given), the distances, the bounds and the sums."""
+    """:func:`accumulate` through the native kernel: one C call per block does the
+    assignment (pruned when ``gaps`` is given), the distances, the bounds and the sums.
+    ``on_block(chunk, labels, distances)``, when given, sees each block's results."""
     lib = _native.library()
     assert lib is not None
     dtype = source.dtype
@@ -287,7 +310,8 @@ def _accumulate_native(
     shift = None if pc.shift is None else pc.shift.contiguous()
     exact = d <= _NATIVE_EXACT_MAX_D
     rows = _native_block_rows(source)
-    dist = torch.empty(rows, dtype=dtype)
+    keep = workspace_distances if labels is not None else None
+    dist = torch.empty(0 if keep is not None else rows, dtype=dtype)
     own = None if labels is not None else torch.empty(rows, dtype=torch.long)
     threads = max(1, torch.get_num_threads())
     gaps = None if gaps is None else gaps.contiguous()
@@ -299,7 +323,9 @@ def _accumulate_native(
         if x.stride(1) != 1 or x.stride(0) < d:
             x = x.contiguous()
         w = None if chunk.w is None else chunk.w.to(dtype).contiguous()
-        if m > dist.shape[0]:
+        if keep is not None:
+            dist = keep[chunk.start : chunk.start + m]
+        elif m > dist.shape[0]:
             dist = torch.empty(m, dtype=dtype)
         if labels is not None:
             seg = labels[chunk.start : chunk.start + m]
@@ -323,6 +349,8 @@ def _accumulate_native(
         if changed < 0:
             raise MemoryError("the native k-means kernel could not allocate its buffers")
         stats.changed += changed
+        if on_block is not None:
+            on_block(chunk, seg, dist[:m])
     if not source.weighted:
         stats.counts.copy_(stats.weights)
     if bounds is not None:
@@ -363,30 +391,62 @@ def _farthest_rows(
     random access (loaders) work too.
     """
     device = source.device
-    best_d = torch.empty(0, dtype=torch.float64, device=device)
-    best_i = torch.empty(0, dtype=torch.long, device=device)
-    best_l = torch.empty(0, dtype=torch.long, device=device)
-    best_x = torch.empty(0, source.n_features, dtype=source.dtype, device=device)
-    best_w = torch.empty(0, dtype=source.dtype, device=device)
-    for chunk in source.chunks():
-        n = chunk.x.shape[0]
-        xs = prepare_rows(chunk.x, pc.metric, pc.shift)
-        lab, dist = assign(xs, pc, out=workspace.scores_for(n))
+    found: dict[str, torch.Tensor] = {
+        "d": torch.empty(0, dtype=torch.float64, device=device),
+        "i": torch.empty(0, dtype=torch.long, device=device),
+        "l": torch.empty(0, dtype=torch.long, device=device),
+        "x": torch.empty(0, source.n_features, dtype=source.dtype, device=device),
+        "w": torch.empty(0, dtype=source.dtype, device=device),
+    }
+
+    def collect(chunk: Chunk, lab: torch.Tensor, dist: torch.Tensor) -> None:
+        n = dist.shape[0]
         dist = dist.to(torch.float64)
         if chunk.w is not None:
             dist = torch.where(chunk.w > 0, dist, torch.full_like(dist, -1.0))
         top = torch.topk(dist, min(m, n)).indices
-        d = torch.cat([best_d, dist[top]])
-        i = torch.cat([best_i, top + chunk.start])
-        lb = torch.cat([best_l, lab[top]])
-        x = torch.cat([best_x, xs[top]])
+        rows = prepare_rows(chunk.x[top].to(source.dtype), pc.metric, pc.shift)
         wt = torch.ones(top.shape[0], dtype=source.dtype, device=device)
-        w = torch.cat([best_w, wt if chunk.w is None else chunk.w[top].to(source.dtype)])
-        order = torch.argsort(i, stable=True)
-        order = order[torch.argsort(-d[order], stable=True)][:m]
-        best_d, best_i, best_l = d[order], i[order], lb[order]
-        best_x, best_w = x[order], w[order]
+        parts = {
+            "d": dist[top],
+            "i": top + chunk.start,
+            "l": lab[top],
+            "x": rows,
+            "w": wt if chunk.w is None else chunk.w[top].to(source.dtype),
+        }
+        merged = {key: torch.cat([found[key], parts[key]]) for key in found}
+        order = torch.argsort(merged["i"], stable=True)
+        order = order[torch.argsort(-merged["d"][order], stable=True)][:m]
+        found.update({key: value[order] for key, value in merged.items()})
+
+    if source.device.type == "cpu" and _native.supports(pc.c, pc.metric):
+        scratch = LloydStats.zeros(pc.n_clusters, source.n_features, torch.float64, device)
+        _accumulate_native(source, pc, None, scratch, False, None, None, on_block=collect)
+    else:
+        for chunk in source.chunks():
+            xs = prepare_rows(chunk.x, pc.metric, pc.shift)
+            lab, dist = assign(xs, pc, out=workspace.scores_for(chunk.x.shape[0]))
+            collect(chunk, lab, dist)
+    best_d, best_i, best_l, best_x, best_w = (found[key] for key in "dilxw")
     return best_d, best_i, best_l, best_x, best_w
+
+
+def _farthest_stored(
+    source: Source, pc: PreparedCenters, labels: torch.Tensor, distances: torch.Tensor, m: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_farthest_rows` from the distances the last pass kept (same order and ties)."""
+    assert isinstance(source, TensorSource)
+    dist = distances.to(torch.float64)
+    w = source.sample_weight
+    if w is not None:
+        dist = torch.where(w > 0, dist, torch.full_like(dist, -1.0))
+    top = torch.topk(dist, min(m, dist.shape[0])).indices
+    order = torch.argsort(top, stable=True)
+    top = top[order]
+    top = top[torch.argsort(-dist[top], stable=True)]
+    rows = prepare_rows(source.rows(top), pc.metric, pc.shift)
+    weights = torch.ones(top.shape[0], dtype=source.dtype) if w is None else w[top].to(source.dtype)
+    return dist[top], top, labels[top], rows, weights
 
 
 def _gather_farthest(
@@ -419,8 +479,12 @@ def relocate_empty_clusters(
     pc: PreparedCenters,
     workspace: Workspace,
     comm: Comm = SINGLE,
+    labels: torch.Tensor | None = None,
 ) -> int:
     """Move the rows farthest from their centers into the empty clusters (as scikit-learn does).
+
+    ``labels``, the labels of the pass that produced ``stats``, lets the distances that pass
+    kept (:meth:`Workspace.keep_distances`) stand in for a pass over the data.
 
     Each empty cluster receives one row of positive weight, taken from a cluster that keeps at
     least one row, with the largest distance to its center; rows at distance zero are never
@@ -433,7 +497,10 @@ def relocate_empty_clusters(
         return 0
     k = pc.n_clusters
     m = min(source.n_total, n_empty + k)
-    farthest = _farthest_rows(source, pc, workspace, m)
+    if labels is not None and workspace.distances_for is pc and workspace.distances is not None:
+        farthest = _farthest_stored(source, pc, labels, workspace.distances, m)
+    else:
+        farthest = _farthest_rows(source, pc, workspace, m)
     if comm.distributed:
         d_, i_, l_, x_, w_ = farthest
         farthest = _gather_farthest(comm, m, (d_, i_ + source.offset, l_, x_, w_))

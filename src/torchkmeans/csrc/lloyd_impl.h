@@ -111,15 +111,55 @@ static inline __attribute__((always_inline)) void SUF(score_block)(
     }
 }
 
-/* Squared distance from row src to center c, both as given, from exact differences: rows
- * and centers at the same distance tie exactly, whatever the shift. */
-static inline T SUF(row_dist)(const SUF(tk_args) *a, const T *src, const T *c) {
+/* ||a - b||^2 with SIMD partial sums folded in a fixed order: the value depends only on the
+ * two vectors, never on where they sit. */
+static inline T SUF(sqdist)(const T *a, const T *b, int64_t d) {
+    enum { VL = SUF(VL) };
+    typedef SUF(vec) V;
+    V acc0 = (V){0}, acc1 = (V){0};
+    int64_t j = 0;
+    for (; j + 2 * VL <= d; j += 2 * VL) {
+        const V t0 = SUF(vload)(a + j) - SUF(vload)(b + j);
+        const V t1 = SUF(vload)(a + j + VL) - SUF(vload)(b + j + VL);
+        acc0 += t0 * t0;
+        acc1 += t1 * t1;
+    }
+    acc0 += acc1;
+    T lanes[VL];
+    memcpy(lanes, &acc0, sizeof(acc0));
     T s = 0;
-    for (int64_t j = 0; j < a->d; j++) {
-        const T t = src[j] - c[j];
+    for (int l = 0; l < VL; l++) s += lanes[l];
+    for (; j < d; j++) {
+        const T t = a[j] - b[j];
         s += t * t;
     }
     return s;
+}
+
+/* ||a||^2, folded like sqdist. */
+static inline T SUF(sqnorm)(const T *a, int64_t d) {
+    enum { VL = SUF(VL) };
+    typedef SUF(vec) V;
+    V acc0 = (V){0}, acc1 = (V){0};
+    int64_t j = 0;
+    for (; j + 2 * VL <= d; j += 2 * VL) {
+        const V t0 = SUF(vload)(a + j), t1 = SUF(vload)(a + j + VL);
+        acc0 += t0 * t0;
+        acc1 += t1 * t1;
+    }
+    acc0 += acc1;
+    T lanes[VL];
+    memcpy(lanes, &acc0, sizeof(acc0));
+    T s = 0;
+    for (int l = 0; l < VL; l++) s += lanes[l];
+    for (; j < d; j++) s += a[j] * a[j];
+    return s;
+}
+
+/* Squared distance from row src to center c, both as given, from exact differences: rows
+ * and centers at the same distance tie exactly, whatever the shift. */
+static inline T SUF(row_dist)(const SUF(tk_args) *a, const T *src, const T *c) {
+    return SUF(sqdist)(src, c, a->d);
 }
 
 static void *SUF(assign_worker)(void *arg) {
@@ -173,6 +213,8 @@ static void *SUF(assign_worker)(void *arg) {
             const T *sh = a->shift && !a->exact ? a->shift : zero_shift;
             const int64_t shs = a->shift && !a->exact ? 1 : 0;
             for (int64_t j = 0; j < d; j++) xt[j * gm + g] = src[j] - sh[j * shs];
+            if (!a->exact)
+                for (int64_t j = 0; j < d; j++) xb[g * d + j] = src[j] - sh[j * shs];
             rows[g++] = i;
         }
         if (g == 0) continue;
@@ -207,9 +249,6 @@ static void *SUF(assign_worker)(void *arg) {
             }
             continue;
         }
-        /* row-major copies for the per-row work below */
-        for (int64_t r = 0; r < g; r++)
-            for (int64_t j = 0; j < d; j++) xb[r * d + j] = xt[j * gm + r];
         for (int64_t r = 0; r < g; r++) {
             const T *xs = xb + r * d;
             const int64_t row = rows[r];
@@ -218,8 +257,7 @@ static void *SUF(assign_worker)(void *arg) {
             int64_t k = (int64_t)bi[r];
             if (k < 0 || k >= a->k) k = 0;
             double lower;
-            T x_sq = 0;
-            for (int64_t j = 0; j < d; j++) x_sq += xs[j] * xs[j];
+            const T x_sq = SUF(sqnorm)(xs, d);
             const T slack = eps * (x_sq + a->csq_max);
             if (second - best <= slack) {
                 /* near tie: decide from exact distances, lowest index first */
@@ -373,31 +411,6 @@ int64_t SUF(tk_pass)(int64_t n, int64_t d, int64_t k, const T *x, int64_t ldx, c
 }
 
 /* ---- k-means++ ------------------------------------------------------------------------- */
-
-/* ||a - b||^2 with SIMD partial sums folded in a fixed order: the value depends only on the
- * two vectors, never on where they sit. */
-static inline T SUF(sqdist)(const T *a, const T *b, int64_t d) {
-    enum { VL = SUF(VL) };
-    typedef SUF(vec) V;
-    V acc0 = (V){0}, acc1 = (V){0};
-    int64_t j = 0;
-    for (; j + 2 * VL <= d; j += 2 * VL) {
-        const V t0 = SUF(vload)(a + j) - SUF(vload)(b + j);
-        const V t1 = SUF(vload)(a + j + VL) - SUF(vload)(b + j + VL);
-        acc0 += t0 * t0;
-        acc1 += t1 * t1;
-    }
-    acc0 += acc1;
-    T lanes[VL];
-    memcpy(lanes, &acc0, sizeof(acc0));
-    T s = 0;
-    for (int l = 0; l < VL; l++) s += lanes[l];
-    for (; j < d; j++) {
-        const T t = a[j] - b[j];
-        s += t * t;
-    }
-    return s;
-}
 
 typedef struct {
     int64_t d, m, kc, new_id;
