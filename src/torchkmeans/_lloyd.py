@@ -344,7 +344,8 @@ def _accumulate_native(
             dist.data_ptr(), stats.sums.data_ptr() if update else None,
             stats.weights.data_ptr(), stats.counts.data_ptr(), stats.inertia.data_ptr(),
             threads if work >= _NATIVE_THREAD_WORK else 1,
-            threads if m * d >= _NATIVE_THREAD_WORK and k > 1 else 1,
+            # (up to 16 features every summing thread walks every row: one is faster)
+            threads if m * d >= _NATIVE_THREAD_WORK and k > 1 and d > _NATIVE_EXACT_MAX_D else 1,
         )  # fmt: skip
         if changed < 0:
             raise MemoryError("the native k-means kernel could not allocate its buffers")

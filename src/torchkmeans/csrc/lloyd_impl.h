@@ -50,12 +50,11 @@ static inline SUF(ivec) SUF(iload)(const TI *p) {
  * and a center replaces the best only when strictly better, so ties keep the lowest index. */
 static inline __attribute__((always_inline)) void SUF(score_block)(
     const SUF(tk_args) *a, const T *xt, int64_t ld, int64_t g, int64_t k0, int64_t k1, T *bv,
-    TI *bi, T *sv, const int exact) {
+    TI *bi, T *sv, const int exact, const int64_t d) {
     const T *cen = exact ? a->craw : a->c;
     enum { VL = SUF(VL) };
     typedef SUF(vec) V;
     typedef SUF(ivec) I;
-    const int64_t d = a->d;
     for (int64_t r0 = 0; r0 < g; r0 += VL * RV) {
         V best[RV], second[RV];
         I idx[RV];
@@ -116,19 +115,21 @@ static inline __attribute__((always_inline)) void SUF(score_block)(
 static inline T SUF(sqdist)(const T *a, const T *b, int64_t d) {
     enum { VL = SUF(VL) };
     typedef SUF(vec) V;
-    V acc0 = (V){0}, acc1 = (V){0};
-    int64_t j = 0;
-    for (; j + 2 * VL <= d; j += 2 * VL) {
-        const V t0 = SUF(vload)(a + j) - SUF(vload)(b + j);
-        const V t1 = SUF(vload)(a + j + VL) - SUF(vload)(b + j + VL);
-        acc0 += t0 * t0;
-        acc1 += t1 * t1;
-    }
-    acc0 += acc1;
-    T lanes[VL];
-    memcpy(lanes, &acc0, sizeof(acc0));
     T s = 0;
-    for (int l = 0; l < VL; l++) s += lanes[l];
+    int64_t j = 0;
+    if (d >= 2 * VL) {
+        V acc0 = (V){0}, acc1 = (V){0};
+        for (; j + 2 * VL <= d; j += 2 * VL) {
+            const V t0 = SUF(vload)(a + j) - SUF(vload)(b + j);
+            const V t1 = SUF(vload)(a + j + VL) - SUF(vload)(b + j + VL);
+            acc0 += t0 * t0;
+            acc1 += t1 * t1;
+        }
+        acc0 += acc1;
+        T lanes[VL];
+        memcpy(lanes, &acc0, sizeof(acc0));
+        for (int l = 0; l < VL; l++) s += lanes[l];
+    }
     for (; j < d; j++) {
         const T t = a[j] - b[j];
         s += t * t;
@@ -140,32 +141,28 @@ static inline T SUF(sqdist)(const T *a, const T *b, int64_t d) {
 static inline T SUF(sqnorm)(const T *a, int64_t d) {
     enum { VL = SUF(VL) };
     typedef SUF(vec) V;
-    V acc0 = (V){0}, acc1 = (V){0};
-    int64_t j = 0;
-    for (; j + 2 * VL <= d; j += 2 * VL) {
-        const V t0 = SUF(vload)(a + j), t1 = SUF(vload)(a + j + VL);
-        acc0 += t0 * t0;
-        acc1 += t1 * t1;
-    }
-    acc0 += acc1;
-    T lanes[VL];
-    memcpy(lanes, &acc0, sizeof(acc0));
     T s = 0;
-    for (int l = 0; l < VL; l++) s += lanes[l];
+    int64_t j = 0;
+    if (d >= 2 * VL) {
+        V acc0 = (V){0}, acc1 = (V){0};
+        for (; j + 2 * VL <= d; j += 2 * VL) {
+            const V t0 = SUF(vload)(a + j), t1 = SUF(vload)(a + j + VL);
+            acc0 += t0 * t0;
+            acc1 += t1 * t1;
+        }
+        acc0 += acc1;
+        T lanes[VL];
+        memcpy(lanes, &acc0, sizeof(acc0));
+        for (int l = 0; l < VL; l++) s += lanes[l];
+    }
     for (; j < d; j++) s += a[j] * a[j];
     return s;
 }
 
-/* Squared distance from row src to center c, both as given, from exact differences: rows
- * and centers at the same distance tie exactly, whatever the shift. */
-static inline T SUF(row_dist)(const SUF(tk_args) *a, const T *src, const T *c) {
-    return SUF(sqdist)(src, c, a->d);
-}
-
-static void *SUF(assign_worker)(void *arg) {
-    SUF(tk_args) *a = (SUF(tk_args) *)arg;
+/* The assignment of a thread's rows (inlined with a constant d for small dimensions). */
+static inline __attribute__((always_inline)) void SUF(assign_rows)(SUF(tk_args) *a,
+                                                                   const int64_t d) {
     enum { STEP = SUF(VL) * RV };
-    const int64_t d = a->d;
     int64_t gm = GROUP_BYTES / (int64_t)(d * sizeof(T));
     gm = gm / STEP * STEP;
     if (gm < STEP) gm = STEP;
@@ -198,12 +195,12 @@ static void *SUF(assign_worker)(void *arg) {
                 if (q >= 0) {
                     /* Hamerly: keep the label when the distance to the previous center is
                      * below the row's lower bound and the center's half gap */
-                    const T e = SUF(row_dist)(a, src, a->craw + q * d);
+                    const T e = SUF(sqdist)(src, a->craw + q * d, d);
                     const double lo = a->lower_in[i] - a->drift;
                     const double gp = (double)a->gaps[q];
                     const double m = lo > gp ? lo : gp;
                     if (m > 0 && (double)e * up2 < m * m) {
-                        a->labels[i] = q;
+                        if (a->labels != a->prev) a->labels[i] = q;
                         a->dist[i] = e;
                         continue;
                     }
@@ -229,9 +226,9 @@ static void *SUF(assign_worker)(void *arg) {
         for (int64_t k0 = 0; k0 < a->k; k0 += kblock) {
             const int64_t k1 = k0 + kblock < a->k ? k0 + kblock : a->k;
             if (a->exact)
-                SUF(score_block)(a, xt, gm, gp, k0, k1, bv, bi, sv, 1);
+                SUF(score_block)(a, xt, gm, gp, k0, k1, bv, bi, sv, 1, d);
             else
-                SUF(score_block)(a, xt, gm, gp, k0, k1, bv, bi, sv, 0);
+                SUF(score_block)(a, xt, gm, gp, k0, k1, bv, bi, sv, 0, d);
         }
         if (a->exact) {
             /* scores are exact distances: the second bounds the others (vectorized roots) */
@@ -244,7 +241,7 @@ static void *SUF(assign_worker)(void *arg) {
                 a->labels[row] = k;
                 /* the distance recomputed by the function the pruned rows use, so a pruned
                  * pass gives the same values, bit for bit, as a full one */
-                a->dist[row] = SUF(row_dist)(a, a->x + row * a->ldx, a->craw + k * d);
+                a->dist[row] = SUF(sqdist)(a->x + row * a->ldx, a->craw + k * d, d);
                 if (a->lower_out) a->lower_out[row] = (double)sv[r] * (1.0 - PRUNE_MARGIN) + a->drift;
             }
             continue;
@@ -263,7 +260,7 @@ static void *SUF(assign_worker)(void *arg) {
                 /* near tie: decide from exact distances, lowest index first */
                 T be = (T)INFINITY;
                 for (int64_t kk = 0; kk < a->k; kk++) {
-                    const T e = SUF(row_dist)(a, src, a->craw + kk * d);
+                    const T e = SUF(sqdist)(src, a->craw + kk * d, d);
                     if (e < be) {
                         be = e;
                         k = kk;
@@ -276,7 +273,7 @@ static void *SUF(assign_worker)(void *arg) {
             }
             if (a->prev) changed += a->prev[row] != k;
             a->labels[row] = k;
-            a->dist[row] = SUF(row_dist)(a, src, a->craw + k * d);
+            a->dist[row] = SUF(sqdist)(src, a->craw + k * d, d);
             if (a->lower_out) a->lower_out[row] = lower * (1.0 - PRUNE_MARGIN) + a->drift;
         }
     }
@@ -288,7 +285,48 @@ done:
     free(sv);
     free(bi);
     free(rows);
+}
+
+static void *SUF(assign_worker)(void *arg) {
+    SUF(tk_args) *a = (SUF(tk_args) *)arg;
+    switch (a->d) {
+    case 1: SUF(assign_rows)(a, 1); break;
+    case 2: SUF(assign_rows)(a, 2); break;
+    case 3: SUF(assign_rows)(a, 3); break;
+    case 4: SUF(assign_rows)(a, 4); break;
+    case 8: SUF(assign_rows)(a, 8); break;
+    default: SUF(assign_rows)(a, a->d); break;
+    }
     return NULL;
+}
+
+/* The row loop of accumulate_worker (inlined with a constant d for small dimensions). */
+static inline __attribute__((always_inline)) void SUF(accumulate_rows)(
+    const SUF(tk_args) *a, double *acc, int64_t k0, int64_t nk, int64_t width, const int64_t d) {
+    const int branchless = d <= ACC_SCRATCH_D;
+    const T *sh = a->shift;
+    for (int64_t i = 0; i < a->n; i++) {
+        const int64_t q = a->labels[i] - k0;
+        const int own = q >= 0 && q < nk;
+        if (!own && !branchless) continue;
+        double *restrict s = acc + (own ? q : nk) * width;
+        const double wi = a->w ? (double)a->w[i] : 1.0;
+        s[0] += wi;
+        s[1] += wi > 0 ? 1.0 : 0.0;
+        s[2] += a->w ? (double)a->dist[i] * wi : (double)a->dist[i];
+        if (!a->sums) continue;
+        const T *restrict src = a->x + i * a->ldx;
+        double *restrict sr = s + 3;
+        if (a->w && sh) {
+            for (int64_t j = 0; j < d; j++) sr[j] += (double)(T)(src[j] - sh[j]) * wi;
+        } else if (a->w) {
+            for (int64_t j = 0; j < d; j++) sr[j] += (double)src[j] * wi;
+        } else if (sh) {
+            for (int64_t j = 0; j < d; j++) sr[j] += (double)(T)(src[j] - sh[j]);
+        } else {
+            for (int64_t j = 0; j < d; j++) sr[j] += (double)src[j];
+        }
+    }
 }
 
 /* Sums of the rows of the clusters this thread owns (a contiguous range), in row order, kept
@@ -313,29 +351,14 @@ static void *SUF(accumulate_worker)(void *arg) {
         if (a->sums) memcpy(s + 3, a->sums + (k0 + q) * d, (size_t)d * sizeof(double));
     }
     memset(acc + nk * width, 0, (size_t)width * sizeof(double));
-    const int branchless = d <= ACC_SCRATCH_D;
-    const T *sh = a->shift;
-    for (int64_t i = 0; i < a->n; i++) {
-        const int64_t q = a->labels[i] - k0;
-        const int own = q >= 0 && q < nk;
-        if (!own && !branchless) continue;
-        double *restrict s = acc + (own ? q : nk) * width;
-        const double wi = a->w ? (double)a->w[i] : 1.0;
-        s[0] += wi;
-        s[1] += wi > 0 ? 1.0 : 0.0;
-        s[2] += a->w ? (double)a->dist[i] * wi : (double)a->dist[i];
-        if (!a->sums) continue;
-        const T *restrict src = a->x + i * a->ldx;
-        double *restrict sr = s + 3;
-        if (a->w && sh) {
-            for (int64_t j = 0; j < d; j++) sr[j] += (double)(T)(src[j] - sh[j]) * wi;
-        } else if (a->w) {
-            for (int64_t j = 0; j < d; j++) sr[j] += (double)src[j] * wi;
-        } else if (sh) {
-            for (int64_t j = 0; j < d; j++) sr[j] += (double)(T)(src[j] - sh[j]);
-        } else {
-            for (int64_t j = 0; j < d; j++) sr[j] += (double)src[j];
-        }
+    /* small dimensions: the row loop compiled for each d (unrolled, no per-row loop setup) */
+    switch (a->sums ? d : 0) {
+    case 1: SUF(accumulate_rows)(a, acc, k0, nk, width, 1); break;
+    case 2: SUF(accumulate_rows)(a, acc, k0, nk, width, 2); break;
+    case 3: SUF(accumulate_rows)(a, acc, k0, nk, width, 3); break;
+    case 4: SUF(accumulate_rows)(a, acc, k0, nk, width, 4); break;
+    case 8: SUF(accumulate_rows)(a, acc, k0, nk, width, 8); break;
+    default: SUF(accumulate_rows)(a, acc, k0, nk, width, d); break;
     }
     for (int64_t q = 0; q < nk; q++) {
         const double *s = acc + q * width;
