@@ -262,7 +262,28 @@ def _in_place(source: Source) -> bool:
     )
 
 
-def _native_block_rows(source: Source) -> int:
+# Fused accumulation (see csrc/lloyd.c): statistics are summed per stripe of this many global
+# rows while the rows are in cache, then folded in stripe order; one partial per stripe of a
+# call, K x (D + 3) float64 each, within _STRIPE_BUDGET bytes.
+_STRIPE = 1 << 13
+_STRIPE_BUDGET = 32 << 20
+
+
+def _fused_stripes(source: Source, k: int) -> int:
+    """Stripes per native call when the fused accumulation applies, else 0: data read in
+    place, more than 16 features (below, one sequential summing pass is as fast), enough rows
+    for every thread to get stripes, and partials within the budget."""
+    d = source.n_features
+    if not _in_place(source) or d <= _NATIVE_EXACT_MAX_D or source.n_samples < 4 * _STRIPE:
+        return 0
+    stripes = min(32, _STRIPE_BUDGET // (8 * k * (d + 3)))
+    return stripes if stripes >= 2 else 0
+
+
+def _native_block_rows(source: Source, k: int) -> int:
+    stripes = _fused_stripes(source, k)
+    if stripes:
+        return stripes * _STRIPE
     return max(source.chunk_size, _NATIVE_BLOCK) if _in_place(source) else source.chunk_size
 
 
@@ -309,7 +330,8 @@ def _accumulate_native(
     csq_max = float(csq.max())
     shift = None if pc.shift is None else pc.shift.contiguous()
     exact = d <= _NATIVE_EXACT_MAX_D
-    rows = _native_block_rows(source)
+    rows = _native_block_rows(source, k)
+    stripe = _STRIPE if update and _fused_stripes(source, k) else 0
     keep = workspace_distances if labels is not None else None
     dist = torch.empty(0 if keep is not None else rows, dtype=dtype)
     own = None if labels is not None else torch.empty(rows, dtype=torch.long)
@@ -346,6 +368,7 @@ def _accumulate_native(
             threads if work >= _NATIVE_THREAD_WORK else 1,
             # (up to 16 features every summing thread walks every row: one is faster)
             threads if m * d >= _NATIVE_THREAD_WORK and k > 1 and d > _NATIVE_EXACT_MAX_D else 1,
+            chunk.start, stripe,
         )  # fmt: skip
         if changed < 0:
             raise MemoryError("the native k-means kernel could not allocate its buffers")

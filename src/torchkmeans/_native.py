@@ -27,7 +27,7 @@ import torch
 
 logger = logging.getLogger("torchkmeans")
 
-_ABI_VERSION = 2
+_ABI_VERSION = 3
 _SOURCES = ("lloyd.c", "lloyd_impl.h")
 _FLAGS = ["-O3", "-fPIC", "-shared", "-pthread", "-fno-math-errno", "-std=gnu11"]
 
@@ -134,7 +134,7 @@ def _load() -> ctypes.CDLL | None:
         fn = getattr(lib, f"tk_pass_{suffix}")
         fn.restype = i64
         fn.argtypes = [i64, i64, i64, p, i64, p, p, p, p, p, dbl, cint, p, p, p, dbl,
-                       p, p, p, p, p, p, cint, cint]  # fmt: skip
+                       p, p, p, p, p, p, cint, cint, i64, i64]  # fmt: skip
         fn = getattr(lib, f"tk_kpp_{suffix}")
         fn.restype = cint
         fn.argtypes = [i64, i64, p, i64, p, p, i64, p, i64, p, p, i64, cint, p, cint]

@@ -44,7 +44,7 @@
 /* Up to this many features, accumulation adds foreign rows to a scratch slot, branch-free. */
 #define ACC_SCRATCH_D 16
 
-int tk_abi_version(void) { return 2; }
+int tk_abi_version(void) { return 3; }
 
 typedef void *(*tk_worker)(void *);
 

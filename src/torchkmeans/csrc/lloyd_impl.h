@@ -23,6 +23,10 @@ typedef struct {
     int thread, nthreads;
     int64_t row0, row1;
     int64_t changed;
+    /* fused accumulation: rows of global stripe s (rows [s B, (s + 1) B)) are summed into
+     * partials + (s - stripe0) * k * (d + 3), each from zero, in row order */
+    int64_t base_row, stripe, stripe0;
+    double *partials;
 } SUF(tk_args);
 
 /* SIMD vectors of T and the matching integer lanes (GCC/Clang vector extensions, lowered to
@@ -159,6 +163,33 @@ static inline T SUF(sqnorm)(const T *a, int64_t d) {
     return s;
 }
 
+/* Add rows [r0, r1) to their stripes' partial statistics (fused accumulation), in row order. */
+static inline __attribute__((always_inline)) void SUF(add_to_stripes)(const SUF(tk_args) *a,
+                                                                      int64_t r0, int64_t r1,
+                                                                      const int64_t d) {
+    const int64_t width = d + 3;
+    const T *sh = a->shift;
+    for (int64_t i = r0; i < r1; i++) {
+        const int64_t stripe = (a->base_row + i) / a->stripe - a->stripe0;
+        double *restrict s = a->partials + (stripe * a->k + a->labels[i]) * width;
+        const double wi = a->w ? (double)a->w[i] : 1.0;
+        s[0] += wi;
+        s[1] += wi > 0 ? 1.0 : 0.0;
+        s[2] += a->w ? (double)a->dist[i] * wi : (double)a->dist[i];
+        const T *restrict src = a->x + i * a->ldx;
+        double *restrict sr = s + 3;
+        if (a->w && sh) {
+            for (int64_t j = 0; j < d; j++) sr[j] += (double)(T)(src[j] - sh[j]) * wi;
+        } else if (a->w) {
+            for (int64_t j = 0; j < d; j++) sr[j] += (double)src[j] * wi;
+        } else if (sh) {
+            for (int64_t j = 0; j < d; j++) sr[j] += (double)(T)(src[j] - sh[j]);
+        } else {
+            for (int64_t j = 0; j < d; j++) sr[j] += (double)src[j];
+        }
+    }
+}
+
 /* The assignment of a thread's rows (inlined with a constant d for small dimensions). */
 static inline __attribute__((always_inline)) void SUF(assign_rows)(SUF(tk_args) *a,
                                                                    const int64_t d) {
@@ -187,6 +218,7 @@ static inline __attribute__((always_inline)) void SUF(assign_rows)(SUF(tk_args) 
     int64_t i = a->row0;
     while (i < a->row1) {
         /* gather the rows to score, transposed to (feature, row) with stride gm */
+        const int64_t group_begin = i;
         int64_t g = 0;
         for (; i < a->row1 && g < gm; i++) {
             const T *src = a->x + i * a->ldx;
@@ -214,7 +246,10 @@ static inline __attribute__((always_inline)) void SUF(assign_rows)(SUF(tk_args) 
                 for (int64_t j = 0; j < d; j++) xb[g * d + j] = src[j] - sh[j * shs];
             rows[g++] = i;
         }
-        if (g == 0) continue;
+        if (g == 0) {
+            if (a->partials) SUF(add_to_stripes)(a, group_begin, i, d);
+            continue;
+        }
         const int64_t gp = (g + STEP - 1) / STEP * STEP;
         for (int64_t j = 0; j < d; j++)
             for (int64_t r = g; r < gp; r++) xt[j * gm + r] = xt[j * gm];
@@ -244,6 +279,7 @@ static inline __attribute__((always_inline)) void SUF(assign_rows)(SUF(tk_args) 
                 a->dist[row] = SUF(sqdist)(a->x + row * a->ldx, a->craw + k * d, d);
                 if (a->lower_out) a->lower_out[row] = (double)sv[r] * (1.0 - PRUNE_MARGIN) + a->drift;
             }
+            if (a->partials) SUF(add_to_stripes)(a, group_begin, i, d);
             continue;
         }
         for (int64_t r = 0; r < g; r++) {
@@ -276,6 +312,7 @@ static inline __attribute__((always_inline)) void SUF(assign_rows)(SUF(tk_args) 
             a->dist[row] = SUF(sqdist)(src, a->craw + k * d, d);
             if (a->lower_out) a->lower_out[row] = lower * (1.0 - PRUNE_MARGIN) + a->drift;
         }
+        if (a->partials) SUF(add_to_stripes)(a, group_begin, i, d);
     }
     a->changed = changed;
 done:
@@ -371,6 +408,25 @@ static void *SUF(accumulate_worker)(void *arg) {
     return NULL;
 }
 
+/* Fold the stripes' partials into the running totals, stripe after stripe, for the clusters
+ * this thread owns (a contiguous range). */
+static void *SUF(merge_worker)(void *arg) {
+    SUF(tk_args) *a = (SUF(tk_args) *)arg;
+    const int64_t d = a->d, width = d + 3, nst = a->row1; /* row1: the number of stripes */
+    const int64_t k0 = a->k * a->thread / a->nthreads, k1 = a->k * (a->thread + 1) / a->nthreads;
+    for (int64_t st = 0; st < nst; st++) {
+        for (int64_t q = k0; q < k1; q++) {
+            const double *p = a->partials + (st * a->k + q) * width;
+            a->weights[q] += p[0];
+            a->counts[q] += p[1];
+            a->inertia[q] += p[2];
+            double *restrict sq = a->sums + q * d;
+            for (int64_t j = 0; j < d; j++) sq[j] += p[3 + j];
+        }
+    }
+    return NULL;
+}
+
 /* One pass over n rows: labels, exact distances, optional bounds, and per-cluster statistics
  * added to sums (may be NULL), weights, counts and inertia. Returns the number of rows whose
  * label differs from prev (0 without prev), or -1 when memory ran out. */
@@ -378,7 +434,7 @@ int64_t SUF(tk_pass)(int64_t n, int64_t d, int64_t k, const T *x, int64_t ldx, c
                      const T *shift, const T *c, const T *craw, const T *csq, double csq_max, int exact, const int64_t *prev, const T *gaps,
                      double *lower, double drift, int64_t *labels, T *dist, double *sums,
                      double *weights, double *counts, double *inertia, int assign_threads,
-                     int sum_threads) {
+                     int sum_threads, int64_t base_row, int64_t stripe) {
     SUF(tk_args) base;
     memset(&base, 0, sizeof(base));
     base.n = n;
@@ -407,6 +463,48 @@ int64_t SUF(tk_pass)(int64_t n, int64_t d, int64_t k, const T *x, int64_t ldx, c
     int nt = assign_threads < 1 ? 1 : (assign_threads > 64 ? 64 : assign_threads);
     if (n < nt) nt = n > 0 ? (int)n : 1;
     SUF(tk_args) args[64];
+    if (sums && stripe > 0 && n > 0) {
+        /* fused: statistics are summed per stripe of global rows while the rows are in cache,
+         * then folded stripe after stripe: the same order whatever the threads or calls */
+        const int64_t s0 = base_row / stripe, s1 = (base_row + n - 1) / stripe;
+        const int64_t nst = s1 - s0 + 1;
+        double *partials = (double *)calloc((size_t)(nst * k * (d + 3)), sizeof(double));
+        if (!partials) return -1;
+        if (nst < nt) nt = (int)nst;
+        for (int t = 0; t < nt; t++) {
+            /* thread t takes whole stripes */
+            const int64_t a0 = nst * t / nt, a1 = nst * (t + 1) / nt;
+            const int64_t r0 = (s0 + a0) * stripe - base_row, r1 = (s0 + a1) * stripe - base_row;
+            args[t] = base;
+            args[t].thread = t;
+            args[t].nthreads = nt;
+            args[t].row0 = r0 < 0 ? 0 : r0;
+            args[t].row1 = r1 > n ? n : r1;
+            args[t].base_row = base_row;
+            args[t].stripe = stripe;
+            args[t].stripe0 = s0;
+            args[t].partials = partials;
+        }
+        tk_parallel(SUF(assign_worker), args, sizeof(args[0]), nt);
+        int64_t changed = 0;
+        int failed = 0;
+        for (int t = 0; t < nt; t++) {
+            if (args[t].changed < 0) failed = 1;
+            changed += args[t].changed;
+        }
+        int st = sum_threads < 1 ? 1 : (sum_threads > 64 ? 64 : sum_threads);
+        if (k < st) st = (int)k;
+        for (int t = 0; t < st && !failed; t++) {
+            args[t] = base;
+            args[t].thread = t;
+            args[t].nthreads = st;
+            args[t].row1 = nst;
+            args[t].partials = partials;
+        }
+        if (!failed) tk_parallel(SUF(merge_worker), args, sizeof(args[0]), st);
+        free(partials);
+        return failed ? -1 : changed;
+    }
     for (int t = 0; t < nt; t++) {
         args[t] = base;
         args[t].thread = t;
