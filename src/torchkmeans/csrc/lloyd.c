@@ -26,6 +26,9 @@
  * the labels, adding only the rows of its clusters.
  */
 #include <math.h>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -68,18 +71,34 @@ static int tk_parallel(tk_worker fn, void *args, size_t size, int n) {
 #define SUF(name) name##_f32
 #define T_EPS 1.1920928955078125e-07
 #define TI int32_t
+#define AVX_VEC __m256
+#define AVX_MIN _mm256_min_ps
+#define AVX_MAX _mm256_max_ps
+#define AVX_BLEND _mm256_blendv_ps
 #include "lloyd_impl.h"
 #undef T
 #undef SUF
 #undef T_EPS
 #undef TI
+#undef AVX_VEC
+#undef AVX_MIN
+#undef AVX_MAX
+#undef AVX_BLEND
 
 #define T double
 #define SUF(name) name##_f64
 #define T_EPS 2.220446049250313e-16
 #define TI int64_t
+#define AVX_VEC __m256d
+#define AVX_MIN _mm256_min_pd
+#define AVX_MAX _mm256_max_pd
+#define AVX_BLEND _mm256_blendv_pd
 #include "lloyd_impl.h"
 #undef T
 #undef SUF
 #undef T_EPS
 #undef TI
+#undef AVX_VEC
+#undef AVX_MIN
+#undef AVX_MAX
+#undef AVX_BLEND

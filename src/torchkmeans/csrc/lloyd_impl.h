@@ -41,6 +41,27 @@ static inline SUF(vec) SUF(vload)(const T *p) {
     return v;
 }
 
+/* a < b ? a : b, a > b ? a : b and m ? a : b lane by lane: one instruction each on AVX. */
+#if defined(__AVX__) && VBYTES == 32
+static inline SUF(vec) SUF(vmin)(SUF(vec) a, SUF(vec) b) { return (SUF(vec))AVX_MIN(a, b); }
+static inline SUF(vec) SUF(vmax)(SUF(vec) a, SUF(vec) b) { return (SUF(vec))AVX_MAX(a, b); }
+static inline SUF(ivec) SUF(iblend)(SUF(ivec) m, SUF(ivec) a, SUF(ivec) b) {
+    return (SUF(ivec))AVX_BLEND((AVX_VEC)b, (AVX_VEC)a, (AVX_VEC)m);
+}
+#else
+static inline SUF(vec) SUF(vmin)(SUF(vec) a, SUF(vec) b) {
+    const SUF(ivec) m = a < b;
+    return (SUF(vec))((m & (SUF(ivec))a) | (~m & (SUF(ivec))b));
+}
+static inline SUF(vec) SUF(vmax)(SUF(vec) a, SUF(vec) b) {
+    const SUF(ivec) m = a > b;
+    return (SUF(vec))((m & (SUF(ivec))a) | (~m & (SUF(ivec))b));
+}
+static inline SUF(ivec) SUF(iblend)(SUF(ivec) m, SUF(ivec) a, SUF(ivec) b) {
+    return (m & a) | (~m & b);
+}
+#endif
+
 static inline SUF(ivec) SUF(iload)(const TI *p) {
     SUF(ivec) v;
     memcpy(&v, p, sizeof(v));
@@ -96,13 +117,12 @@ static inline __attribute__((always_inline)) void SUF(score_block)(
                 for (int v = 0; v < RV; v++) {
                     const V s = exact ? acc[c][v] : off - 2 * acc[c][v];
                     const V b = best[v];
+                    /* second = min(second, max(s, best)); best = min(s, best) (strict: an
+                     * equal score keeps the earlier center); idx follows best */
                     const I lt = s < b;
-                    const I gt = s > b;
-                    const I hi = (gt & (I)s) | (~gt & (I)b); /* max(s, b) */
-                    const I lt2 = (V)hi < second[v];
-                    second[v] = (V)((lt2 & hi) | (~lt2 & (I)second[v]));
-                    best[v] = (V)((lt & (I)s) | (~lt & (I)b));
-                    idx[v] = (lt & kv) | (~lt & idx[v]);
+                    second[v] = SUF(vmin)(SUF(vmax)(s, b), second[v]);
+                    best[v] = SUF(vmin)(s, b);
+                    idx[v] = SUF(iblend)(lt, kv, idx[v]);
                 }
             }
         }
