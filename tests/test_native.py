@@ -255,3 +255,18 @@ def test_a_failing_build_falls_back_and_leaves_no_partial_file(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "fakecc: cannot compile" in out.stderr  # the reason is logged
     assert not [p for p in (tmp_path / "cache").iterdir() if p.is_file()]
+
+
+@needs_native
+def test_native_kmeans_plusplus_does_not_depend_on_threads():
+    X = _blobs(30000, 24, 40, np.float32, seed=9)  # several stripes of rows
+    got = []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            got.append(kmeans_plusplus(X, 40, random_state=1))
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(got[0][1], got[1][1])
+    np.testing.assert_array_equal(got[0][0], got[1][0])

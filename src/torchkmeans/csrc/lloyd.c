@@ -44,6 +44,8 @@
 /* Bytes of shifted rows per group (kept within L1). */
 #define GROUP_BYTES (16 * 1024)
 #define PRUNE_MARGIN 1e-5
+/* Rows per stripe of the k-means++ gains (summed per stripe, then in stripe order). */
+#define KPP_STRIPE 8192
 /* Up to this many features, accumulation adds foreign rows to a scratch slot, branch-free. */
 #define ACC_SCRATCH_D 16
 

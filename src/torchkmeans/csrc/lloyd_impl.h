@@ -564,7 +564,7 @@ typedef struct {
     int64_t *assign;
     int mode;
     int64_t row0, row1;
-    double *gain; /* (m) this thread's gains */
+    double *gain; /* (stripes, m): gains of each stripe of KPP_STRIPE rows */
 } SUF(kpp_args);
 
 static void *SUF(kpp_worker)(void *arg) {
@@ -594,7 +594,7 @@ static void *SUF(kpp_worker)(void *arg) {
              * at least sqrt(cl) from the row */
             if (cc[j * kc] >= cl) continue;
             const double dd = (double)SUF(sqdist)(xr, a->cand + j * d, d);
-            if (dd < cl) a->gain[j] += wi * (cl - dd);
+            if (dd < cl) a->gain[(i / KPP_STRIPE) * m + j] += wi * (cl - dd);
         }
     }
     return NULL;
@@ -620,9 +620,12 @@ int SUF(tk_kpp)(int64_t n, int64_t d, const T *x, int64_t ldx, const T *w, const
                 cc[j * kc + q] =
                     (double)SUF(sqdist)(cand + j * d, centers + q * d, d) * 0.25 * (1.0 - 1e-3);
     }
+    /* gains are summed per stripe of rows, then stripe after stripe: the same value whatever
+     * the number of threads; threads take whole stripes */
+    const int64_t nst = n > 0 ? (n + KPP_STRIPE - 1) / KPP_STRIPE : 1;
     int nt = nthreads < 1 ? 1 : (nthreads > 64 ? 64 : nthreads);
-    if (n < nt) nt = n > 0 ? (int)n : 1;
-    double *gains = (double *)calloc((size_t)(nt * (m > 0 ? m : 1)), sizeof(double));
+    if (nst < nt) nt = (int)nst;
+    double *gains = (double *)calloc((size_t)(nst * (m > 0 ? m : 1)), sizeof(double));
     if (!gains) {
         free(cc);
         return -1;
@@ -642,15 +645,16 @@ int SUF(tk_kpp)(int64_t n, int64_t d, const T *x, int64_t ldx, const T *w, const
         a->closest = closest;
         a->assign = assign;
         a->mode = mode;
-        a->row0 = n * t / nt;
-        a->row1 = n * (t + 1) / nt;
-        a->gain = gains + t * m;
+        const int64_t r0 = nst * t / nt * KPP_STRIPE, r1 = nst * (t + 1) / nt * KPP_STRIPE;
+        a->row0 = r0 < n ? r0 : n;
+        a->row1 = r1 < n ? r1 : n;
+        a->gain = gains;
     }
     tk_parallel(SUF(kpp_worker), args, sizeof(args[0]), nt);
     if (mode == 0)
         for (int64_t j = 0; j < m; j++) {
             double s = 0;
-            for (int t = 0; t < nt; t++) s += gains[t * m + j];
+            for (int64_t st = 0; st < nst; st++) s += gains[st * m + j];
             gain[j] = s;
         }
     free(gains);
