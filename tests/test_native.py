@@ -270,3 +270,26 @@ def test_native_kmeans_plusplus_does_not_depend_on_threads():
         torch.set_num_threads(before)
     np.testing.assert_array_equal(got[0][1], got[1][1])
     np.testing.assert_array_equal(got[0][0], got[1][0])
+
+
+@needs_native
+def test_the_library_builds_from_scratch_into_an_empty_cache(tmp_path):
+    """What a fresh machine does on first use: compile into the cache folder, then load."""
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from torchkmeans import KMeans, _native
+        assert _native.available()
+        X = np.random.default_rng(0).normal(size=(2000, 5)).astype(np.float32)
+        km = KMeans(3, random_state=0).fit(X)
+        assert np.isfinite(km.inertia_)
+        print("ok")
+        """
+    )
+    env = dict(os.environ, TORCHKMEANS_CACHE_DIR=str(tmp_path / "cache"))
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    built = list((tmp_path / "cache").glob("lloyd-*.so"))
+    assert len(built) == 1 and not list((tmp_path / "cache").glob("*.tmp"))
