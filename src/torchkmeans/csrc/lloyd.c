@@ -77,15 +77,7 @@ static int tk_parallel(tk_worker fn, void *args, size_t size, int n) {
 #define AVX_MIN _mm256_min_ps
 #define AVX_MAX _mm256_max_ps
 #define AVX_BLEND _mm256_blendv_ps
-#include "lloyd_impl.h"
-#undef T
-#undef SUF
-#undef T_EPS
-#undef TI
-#undef AVX_VEC
-#undef AVX_MIN
-#undef AVX_MAX
-#undef AVX_BLEND
+#include "lloyd_impl.h" /* (it undefines the parameters) */
 
 #define T double
 #define SUF(name) name##_f64
@@ -95,12 +87,4 @@ static int tk_parallel(tk_worker fn, void *args, size_t size, int n) {
 #define AVX_MIN _mm256_min_pd
 #define AVX_MAX _mm256_max_pd
 #define AVX_BLEND _mm256_blendv_pd
-#include "lloyd_impl.h"
-#undef T
-#undef SUF
-#undef T_EPS
-#undef TI
-#undef AVX_VEC
-#undef AVX_MIN
-#undef AVX_MAX
-#undef AVX_BLEND
+#include "lloyd_impl.h" /* (it undefines the parameters) */

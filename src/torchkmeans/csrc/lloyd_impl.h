@@ -183,30 +183,38 @@ static inline T SUF(sqnorm)(const T *a, int64_t d) {
     return s;
 }
 
+/* Add row i to the statistics s (weight, count, inertia, then d sums of the shifted row). */
+static inline __attribute__((always_inline)) void SUF(add_row)(const SUF(tk_args) *a,
+                                                               double *restrict s, int64_t i,
+                                                               const int64_t d, int with_sums) {
+    const T *sh = a->shift;
+    const double wi = a->w ? (double)a->w[i] : 1.0;
+    s[0] += wi;
+    s[1] += wi > 0 ? 1.0 : 0.0;
+    s[2] += a->w ? (double)a->dist[i] * wi : (double)a->dist[i];
+    if (!with_sums) return;
+    const T *restrict src = a->x + i * a->ldx;
+    double *restrict sr = s + 3;
+    if (a->w && sh) {
+        for (int64_t j = 0; j < d; j++) sr[j] += (double)(T)(src[j] - sh[j]) * wi;
+    } else if (a->w) {
+        for (int64_t j = 0; j < d; j++) sr[j] += (double)src[j] * wi;
+    } else if (sh) {
+        for (int64_t j = 0; j < d; j++) sr[j] += (double)(T)(src[j] - sh[j]);
+    } else {
+        for (int64_t j = 0; j < d; j++) sr[j] += (double)src[j];
+    }
+}
+
 /* Add rows [r0, r1) to their stripes' partial statistics (fused accumulation), in row order. */
 static inline __attribute__((always_inline)) void SUF(add_to_stripes)(const SUF(tk_args) *a,
                                                                       int64_t r0, int64_t r1,
                                                                       const int64_t d) {
     const int64_t width = d + 3;
-    const T *sh = a->shift;
     for (int64_t i = r0; i < r1; i++) {
         const int64_t stripe = (a->base_row + i) / a->stripe - a->stripe0;
         double *restrict s = a->partials + (stripe * a->k + a->labels[i]) * width;
-        const double wi = a->w ? (double)a->w[i] : 1.0;
-        s[0] += wi;
-        s[1] += wi > 0 ? 1.0 : 0.0;
-        s[2] += a->w ? (double)a->dist[i] * wi : (double)a->dist[i];
-        const T *restrict src = a->x + i * a->ldx;
-        double *restrict sr = s + 3;
-        if (a->w && sh) {
-            for (int64_t j = 0; j < d; j++) sr[j] += (double)(T)(src[j] - sh[j]) * wi;
-        } else if (a->w) {
-            for (int64_t j = 0; j < d; j++) sr[j] += (double)src[j] * wi;
-        } else if (sh) {
-            for (int64_t j = 0; j < d; j++) sr[j] += (double)(T)(src[j] - sh[j]);
-        } else {
-            for (int64_t j = 0; j < d; j++) sr[j] += (double)src[j];
-        }
+        SUF(add_row)(a, s, i, d, 1);
     }
 }
 
@@ -361,28 +369,12 @@ static void *SUF(assign_worker)(void *arg) {
 static inline __attribute__((always_inline)) void SUF(accumulate_rows)(
     const SUF(tk_args) *a, double *acc, int64_t k0, int64_t nk, int64_t width, const int64_t d) {
     const int branchless = d <= ACC_SCRATCH_D;
-    const T *sh = a->shift;
     for (int64_t i = 0; i < a->n; i++) {
         const int64_t q = a->labels[i] - k0;
         const int own = q >= 0 && q < nk;
         if (!own && !branchless) continue;
         double *restrict s = acc + (own ? q : nk) * width;
-        const double wi = a->w ? (double)a->w[i] : 1.0;
-        s[0] += wi;
-        s[1] += wi > 0 ? 1.0 : 0.0;
-        s[2] += a->w ? (double)a->dist[i] * wi : (double)a->dist[i];
-        if (!a->sums) continue;
-        const T *restrict src = a->x + i * a->ldx;
-        double *restrict sr = s + 3;
-        if (a->w && sh) {
-            for (int64_t j = 0; j < d; j++) sr[j] += (double)(T)(src[j] - sh[j]) * wi;
-        } else if (a->w) {
-            for (int64_t j = 0; j < d; j++) sr[j] += (double)src[j] * wi;
-        } else if (sh) {
-            for (int64_t j = 0; j < d; j++) sr[j] += (double)(T)(src[j] - sh[j]);
-        } else {
-            for (int64_t j = 0; j < d; j++) sr[j] += (double)src[j];
-        }
+        SUF(add_row)(a, s, i, d, a->sums != NULL);
     }
 }
 
@@ -661,3 +653,13 @@ int SUF(tk_kpp)(int64_t n, int64_t d, const T *x, int64_t ldx, const T *w, const
     free(cc);
     return 0;
 }
+
+/* the template's parameters, for the next inclusion */
+#undef T
+#undef SUF
+#undef T_EPS
+#undef TI
+#undef AVX_VEC
+#undef AVX_MIN
+#undef AVX_MAX
+#undef AVX_BLEND
