@@ -293,3 +293,17 @@ def test_the_library_builds_from_scratch_into_an_empty_cache(tmp_path):
     assert out.returncode == 0, out.stderr
     built = list((tmp_path / "cache").glob("lloyd-*.so"))
     assert len(built) == 1 and not list((tmp_path / "cache").glob("*.tmp"))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_subnormal_weights_never_give_nan_centers(native, monkeypatch):
+    """Found by hypothesis: a row of weight 5e-324 left alone in a cluster after a relocation
+    took its neighbour (the cluster's weights then sum to 0.0 in floating point)."""
+    monkeypatch.setenv("TORCHKMEANS_NATIVE", native)
+    X = np.array([[1.84940063e-142], [1.0], [0.0]])
+    w = np.array([1.0, 1.0, 5e-324])
+    km = KMeans(3, init="k-means++", random_state=0, tol=0.0).fit(X, sample_weight=w)
+    assert np.isfinite(km.cluster_centers_).all() and np.isfinite(km.inertia_)
+    assert all(np.isfinite(h["inertia"]) for h in km.history_)
+    assert km.inertia_ <= 1e-200

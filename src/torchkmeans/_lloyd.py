@@ -554,10 +554,12 @@ def finalize(stats: LloydStats, pc: PreparedCenters) -> torch.Tensor:
     """New centers from the sums: weighted means (cosine: renormalized to unit length).
 
     A cluster that is still empty, or whose sum has no direction (cosine), keeps its center, so
-    the result never holds NaN or zero vectors that did not come from the data.
+    the result never holds NaN or zero vectors that did not come from the data. So does a
+    cluster whose weights sum to zero in floating point (rows of subnormal weight next to rows
+    of weight 1, after a relocation took the latter away) or whose mean is not finite.
     """
     old = pc.centers
-    filled = stats.counts > 0
+    filled = (stats.counts > 0) & (stats.weights > 0)
     denom = torch.where(filled, stats.weights, torch.ones_like(stats.weights))
     means = stats.sums / denom[:, None]
     if pc.metric == "euclidean":
@@ -568,4 +570,5 @@ def finalize(stats: LloydStats, pc: PreparedCenters) -> torch.Tensor:
         norms = torch.linalg.vector_norm(means, dim=1, keepdim=True)
         filled = filled & (norms[:, 0] > 0)
         new = (means / torch.where(norms > 0, norms, torch.ones_like(norms))).to(old.dtype)
+    filled = filled & torch.isfinite(new).all(dim=1)
     return torch.where(filled[:, None], new, old)
