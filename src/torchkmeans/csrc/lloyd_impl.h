@@ -134,9 +134,10 @@ static inline __attribute__((always_inline)) void SUF(score_block)(
     }
 }
 
-/* ||a - b||^2 with SIMD partial sums folded in a fixed order: the value depends only on the
- * two vectors, never on where they sit. */
-static inline T SUF(sqdist)(const T *a, const T *b, int64_t d) {
+/* ||a - b||^2 (or ||a||^2 without b) with SIMD partial sums folded in a fixed order: the value
+ * depends only on the vectors, never on where they sit. */
+static inline __attribute__((always_inline)) T SUF(sqdiff)(const T *a, const T *b, int64_t d,
+                                                           const int with_b) {
     enum { VL = SUF(VL) };
     typedef SUF(vec) V;
     T s = 0;
@@ -144,8 +145,11 @@ static inline T SUF(sqdist)(const T *a, const T *b, int64_t d) {
     if (d >= 2 * VL) {
         V acc0 = (V){0}, acc1 = (V){0};
         for (; j + 2 * VL <= d; j += 2 * VL) {
-            const V t0 = SUF(vload)(a + j) - SUF(vload)(b + j);
-            const V t1 = SUF(vload)(a + j + VL) - SUF(vload)(b + j + VL);
+            V t0 = SUF(vload)(a + j), t1 = SUF(vload)(a + j + VL);
+            if (with_b) {
+                t0 -= SUF(vload)(b + j);
+                t1 -= SUF(vload)(b + j + VL);
+            }
             acc0 += t0 * t0;
             acc1 += t1 * t1;
         }
@@ -155,33 +159,15 @@ static inline T SUF(sqdist)(const T *a, const T *b, int64_t d) {
         for (int l = 0; l < VL; l++) s += lanes[l];
     }
     for (; j < d; j++) {
-        const T t = a[j] - b[j];
+        const T t = with_b ? a[j] - b[j] : a[j];
         s += t * t;
     }
     return s;
 }
 
-/* ||a||^2, folded like sqdist. */
-static inline T SUF(sqnorm)(const T *a, int64_t d) {
-    enum { VL = SUF(VL) };
-    typedef SUF(vec) V;
-    T s = 0;
-    int64_t j = 0;
-    if (d >= 2 * VL) {
-        V acc0 = (V){0}, acc1 = (V){0};
-        for (; j + 2 * VL <= d; j += 2 * VL) {
-            const V t0 = SUF(vload)(a + j), t1 = SUF(vload)(a + j + VL);
-            acc0 += t0 * t0;
-            acc1 += t1 * t1;
-        }
-        acc0 += acc1;
-        T lanes[VL];
-        memcpy(lanes, &acc0, sizeof(acc0));
-        for (int l = 0; l < VL; l++) s += lanes[l];
-    }
-    for (; j < d; j++) s += a[j] * a[j];
-    return s;
-}
+static inline T SUF(sqdist)(const T *a, const T *b, int64_t d) { return SUF(sqdiff)(a, b, d, 1); }
+
+static inline T SUF(sqnorm)(const T *a, int64_t d) { return SUF(sqdiff)(a, a, d, 0); }
 
 /* Add row i to the statistics s (weight, count, inertia, then d sums of the shifted row). */
 static inline __attribute__((always_inline)) void SUF(add_row)(const SUF(tk_args) *a,
