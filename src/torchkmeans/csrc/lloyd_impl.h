@@ -608,25 +608,15 @@ int SUF(tk_kpp)(int64_t n, int64_t d, const T *x, int64_t ldx, const T *w, const
         free(cc);
         return -1;
     }
+    const SUF(kpp_args) base = {.d = d, .m = m, .kc = kc, .new_id = new_id, .x = x, .ldx = ldx,
+                                .w = w, .cand = cand, .cc = cc, .closest = closest,
+                                .assign = assign, .mode = mode, .gain = gains};
     SUF(kpp_args) args[64];
     for (int t = 0; t < nt; t++) {
-        SUF(kpp_args) *a = &args[t];
-        a->d = d;
-        a->m = m;
-        a->kc = kc;
-        a->new_id = new_id;
-        a->x = x;
-        a->ldx = ldx;
-        a->w = w;
-        a->cand = cand;
-        a->cc = cc;
-        a->closest = closest;
-        a->assign = assign;
-        a->mode = mode;
         const int64_t r0 = nst * t / nt * KPP_STRIPE, r1 = nst * (t + 1) / nt * KPP_STRIPE;
-        a->row0 = r0 < n ? r0 : n;
-        a->row1 = r1 < n ? r1 : n;
-        a->gain = gains;
+        args[t] = base;
+        args[t].row0 = r0 < n ? r0 : n;
+        args[t].row1 = r1 < n ? r1 : n;
     }
     tk_parallel(SUF(kpp_worker), args, sizeof(args[0]), nt);
     if (mode == 0)
