@@ -307,3 +307,101 @@ def test_subnormal_weights_never_give_nan_centers(native, monkeypatch):
     assert np.isfinite(km.cluster_centers_).all() and np.isfinite(km.inertia_)
     assert all(np.isfinite(h["inertia"]) for h in km.history_)
     assert km.inertia_ <= 1e-200
+
+
+def _fit_both_loops(monkeypatch, X, k, **params):
+    """The same fit through NativeLoop (whole loop in one call) and the per-pass loop."""
+    from torchkmeans import _lloyd
+
+    w = params.pop("sample_weight", None)
+    fits = []
+    for work in (_lloyd._NATIVE_LOOP_WORK, 0):
+        monkeypatch.setattr(_lloyd, "_NATIVE_LOOP_WORK", work)
+        fits.append(KMeans(k, **params).fit(X, sample_weight=w))
+    return fits
+
+
+def _same_fit(a, b):
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    assert a.inertia_ == b.inertia_ and a.n_iter_ == b.n_iter_
+    strip = [{key: v for key, v in h.items() if key != "seconds"} for h in a.history_]
+    assert strip == [{key: v for key, v in h.items() if key != "seconds"} for h in b.history_]
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "n, d, k, dtype, weighted, tol",
+    [
+        (300, 2, 4, np.float32, False, 1e-4),  # the tutorial
+        (2000, 3, 7, np.float64, True, 1e-4),
+        (1500, 40, 6, np.float32, False, 0.0),  # GEMM identity, runs to strict convergence
+        (1000, 8, 5, np.float32, True, 0.0),
+    ],
+)
+def test_native_loop_is_the_per_pass_loop_bit_for_bit(n, d, k, dtype, weighted, tol, monkeypatch):
+    """NativeLoop runs small fits in one call; it must give what the per-pass loop (used for
+    large fits and memory-mapped data) gives, bit for bit, history included."""
+    X = _blobs(n, d, k, dtype, seed=n)
+    w = np.random.default_rng(3).integers(0, 4, n).astype(dtype) if weighted else None
+    if w is not None:
+        w[0] = 1
+    a, b = _fit_both_loops(monkeypatch, X, k, random_state=1, tol=tol, sample_weight=w)
+    _same_fit(a, b)
+    assert a.n_iter_ > 1
+
+
+@needs_native
+def test_native_loop_hands_empty_clusters_to_relocation(monkeypatch):
+    """A center far from every row is empty after the first pass: the loop stops there, the
+    rows farthest from their centers refill it, and the loop goes on, as the per-pass loop."""
+    X = _blobs(800, 2, 4, np.float32, seed=9)
+    init = np.concatenate([X[:3], [[1e4, 1e4]]]).astype(np.float32)
+    a, b = _fit_both_loops(monkeypatch, X, 4, init=init, tol=0.0)
+    _same_fit(a, b)
+    assert a.history_[0]["n_relocated"] == 1 and len(set(a.labels_.tolist())) == 4
+
+
+@needs_native
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_native_loop_with_fewer_distinct_points_than_clusters(monkeypatch):
+    X = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 0.0]], dtype=np.float32), 50, axis=0)
+    a, b = _fit_both_loops(monkeypatch, X, 5, random_state=0)
+    _same_fit(a, b)
+    assert np.isfinite(a.cluster_centers_).all() and a.inertia_ == 0.0
+
+
+@needs_native
+def test_native_loop_checkpoint_resume_is_bit_for_bit(tmp_path, monkeypatch):
+    """With a checkpoint, NativeLoop runs one iteration per call (the hook saves each): the
+    same result as one call for the whole loop, and a resumed fit agrees too."""
+    X = _blobs(3000, 2, 6, np.float32, seed=11)
+    ref = KMeans(6, random_state=2, tol=0.0).fit(X)
+    path = tmp_path / "fit.ckpt"
+    with_ckpt = KMeans(6, random_state=2, tol=0.0, checkpoint=path).fit(X)
+    _same_fit(ref, with_ckpt)
+    assert ref.n_iter_ > 2 and not path.exists()
+    from torchkmeans import _core
+
+    calls = []
+    real = _core._lloyd_native
+
+    def interrupted(*args, **kwargs):  # stop after two iterations, as a killed process would
+        hook = kwargs["on_iteration"]
+
+        def stop_after_two(it, *rest):
+            hook(it, *rest)
+            calls.append(it)
+            if it == 2:
+                raise KeyboardInterrupt
+
+        kwargs["on_iteration"] = stop_after_two
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_core, "_lloyd_native", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        KMeans(6, random_state=2, tol=0.0, checkpoint=path).fit(X)
+    monkeypatch.setattr(_core, "_lloyd_native", real)
+    assert calls == [1, 2] and path.exists()
+    resumed = KMeans(6, random_state=2, tol=0.0, checkpoint=path).fit(X)
+    _same_fit(ref, resumed)

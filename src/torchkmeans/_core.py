@@ -23,10 +23,12 @@ from ._init import kmeans_parallel_, kmeans_plusplus_, random_rows_
 from ._lloyd import (
     Bounds,
     LloydStats,
+    NativeLoop,
     Workspace,
     accumulate,
-    finalize,
+    prepare_centers,
     relocate_empty_clusters,
+    update,
 )
 from ._sources import Source, TensorSource, sample_indices
 from .exceptions import ConvergenceWarning
@@ -205,35 +207,31 @@ def lloyd_(
     (recorded in ``history``) are already done when a fit resumes.
     """
     history = [] if history is None else history
+    if NativeLoop.applies(source, centers.shape[0], metric, workspace, comm):
+        return _lloyd_native(
+            NativeLoop(source, centers.shape[0], labels, workspace, bounds),
+            centers,
+            max_iter=max_iter,
+            tol=tol,
+            progress=progress,
+            start=start,
+            history=history,
+            on_iteration=on_iteration,
+        )
     n_iter = start
     for it in range(start, max_iter):
         t0 = time.perf_counter()
-        pc = PreparedCenters(centers, metric, None)
+        pc = prepare_centers(centers, metric)
         stats = accumulate(source, pc, labels, workspace, bounds=bounds)
         stats.reduce_(comm)  # the one collective of an iteration
         relocated = relocate_empty_clusters(stats, source, pc, workspace, comm, labels)
-        new = finalize(stats, pc)
+        new, shift, largest, inertia = update(stats, pc)
         if bounds is not None:
-            bounds.moved(centers, new)
-        shift = float(((new - centers).to(torch.float64) ** 2).sum())
+            bounds.age(largest)
         changed = int(stats.changed)
-        record = {
-            "iteration": it + 1,
-            "inertia": float(stats.inertia.sum()),
-            "center_shift": shift,
-            "n_changed": changed,
-            "n_relocated": relocated,
-            "seconds": time.perf_counter() - t0,
-        }
-        history.append(record)
-        logger.debug(
-            "iteration %(iteration)d: inertia %(inertia).6g shift %(center_shift).3g "
-            "changed %(n_changed)d relocated %(n_relocated)d",
-            record,
+        _record(
+            history, progress, it + 1, inertia, shift, changed, relocated, time.perf_counter() - t0
         )
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix(inertia=f"{record['inertia']:.6g}", shift=f"{shift:.3g}")
         stop = (changed == 0 and relocated == 0) or shift <= tol  # strict convergence, or tol
         if on_iteration is not None:
             on_iteration(it + 1, centers, new, history, stop or it + 1 == max_iter)
@@ -242,6 +240,69 @@ def lloyd_(
         if stop:
             break
     return centers, n_iter, history
+
+
+def _record(
+    history: list[dict[str, Any]],
+    progress: Any,
+    iteration: int,
+    inertia: float,
+    shift: float,
+    changed: int,
+    relocated: int,
+    seconds: float,
+) -> None:
+    """Append one iteration to the history, log it and advance the progress bar."""
+    record = {
+        "iteration": iteration,
+        "inertia": inertia,
+        "center_shift": shift,
+        "n_changed": changed,
+        "n_relocated": relocated,
+        "seconds": seconds,
+    }
+    history.append(record)
+    logger.debug(
+        "iteration %(iteration)d: inertia %(inertia).6g shift %(center_shift).3g "
+        "changed %(n_changed)d relocated %(n_relocated)d",
+        record,
+    )
+    if progress is not None:
+        progress.update(1)
+        progress.set_postfix(inertia=f"{inertia:.6g}", shift=f"{shift:.3g}")
+
+
+def _lloyd_native(
+    loop: NativeLoop,
+    centers: torch.Tensor,
+    *,
+    max_iter: int,
+    tol: float,
+    progress: Any,
+    start: int,
+    history: list[dict[str, Any]],
+    on_iteration: IterationHook | None,
+) -> tuple[torch.Tensor, int, list[dict[str, Any]]]:
+    """:func:`lloyd_` through :class:`NativeLoop`: all iterations in one call, or one per call
+    when ``on_iteration`` must see each (checkpoints); the arithmetic is the same either way."""
+    centers = centers.clone(memory_format=torch.contiguous_format)
+    it, mode, given = start, 0, (0, 0)
+    while it < max_iter:
+        used = centers.clone() if on_iteration is not None else None
+        steps = 1 if on_iteration is not None else max_iter - it
+        done, status, hist = loop.run(centers, mode, steps, tol, given)
+        mode, given = 0, (0, 0)
+        for row in hist[:done].tolist():
+            it += 1
+            _record(history, progress, it, row[0], row[1], int(row[2]), int(row[3]), row[4])
+        if on_iteration is not None and done:
+            assert used is not None
+            on_iteration(it, used, centers.clone(), history, status == 1 or it == max_iter)
+        if status == 1:
+            break
+        if status == 2:  # the pass of iteration it + 1 left clusters empty: refill them here
+            mode, given = 1, (int(hist[done, 2]), loop.relocate(centers))
+    return centers, it, history
 
 
 def final_pass(
@@ -254,6 +315,8 @@ def final_pass(
     comm: Comm = SINGLE,
 ) -> LloydStats:
     """Assign every row to ``centers`` (labels agree with predict); no center update."""
+    if NativeLoop.applies(source, centers.shape[0], metric, workspace, comm):
+        return NativeLoop(source, centers.shape[0], labels, workspace, bounds).assign(centers)
     pc = PreparedCenters(centers, metric, None)
     stats = accumulate(source, pc, labels, workspace, update=False, bounds=bounds)
     stats.reduce_(comm)

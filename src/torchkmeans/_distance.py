@@ -39,6 +39,22 @@ class PreparedCenters:
         self.c = c
         self.ct = c.t().contiguous()
 
+    @classmethod
+    def from_parts(
+        cls, centers: torch.Tensor, shift: torch.Tensor, c: torch.Tensor, c_sq: torch.Tensor
+    ) -> PreparedCenters:
+        """Euclidean centers laid out elsewhere: shift, shifted centers and their norms."""
+        self = cls.__new__(cls)
+        self.metric, self.centers, self.shift, self.c, self.c_sq = (
+            "euclidean",
+            centers,
+            shift,
+            c,
+            c_sq,
+        )
+        self.ct = c.t().contiguous()
+        return self
+
     @property
     def n_clusters(self) -> int:
         return int(self.c.shape[0])

@@ -8,6 +8,7 @@ Prior validation of data is assumed.
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -110,8 +111,11 @@ class Bounds:
 
     def moved(self, old: torch.Tensor, new: torch.Tensor) -> None:
         """Age the bounds by the largest center movement from ``old`` to ``new``."""
-        step = torch.linalg.vector_norm((new - old).to(torch.float64), dim=1).max()
-        self.drift += float(step) * (1.0 + _PRUNE_MARGIN)
+        self.age(float(((new - old).to(torch.float64) ** 2).sum(dim=1).max()))
+
+    def age(self, largest_sq: float) -> None:
+        """Age the bounds by a movement whose square is ``largest_sq``."""
+        self.drift += largest_sq**0.5 * (1.0 + _PRUNE_MARGIN)
 
     def store(self, start: int, rows: torch.Tensor | None, lower: torch.Tensor) -> None:
         value = lower.to(torch.float64) * (1.0 - _PRUNE_MARGIN) + self.drift
@@ -304,6 +308,15 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+def _pass_threads(rows: int, k: int, d: int) -> tuple[int, int]:
+    """Threads for the assignment and for the sums of a native pass over ``rows`` rows."""
+    threads = max(1, torch.get_num_threads())
+    assign_threads = threads if rows * k * max(d, 4) >= _NATIVE_THREAD_WORK else 1
+    # (up to 16 features every summing thread walks every row: one is faster)
+    sum_ok = rows * d >= _NATIVE_THREAD_WORK and k > 1 and d > _NATIVE_EXACT_MAX_D
+    return assign_threads, threads if sum_ok else 1
+
+
 def _accumulate_native(
     source: Source,
     pc: PreparedCenters,
@@ -335,7 +348,6 @@ def _accumulate_native(
     keep = workspace_distances if labels is not None else None
     dist = torch.empty(0 if keep is not None else rows, dtype=dtype)
     own = None if labels is not None else torch.empty(rows, dtype=torch.long)
-    threads = max(1, torch.get_num_threads())
     gaps = None if gaps is None else gaps.contiguous()
     for chunk in _native_blocks(source, rows):
         x = chunk.x
@@ -357,7 +369,7 @@ def _accumulate_native(
                 own = torch.empty(m, dtype=torch.long)
             seg = own[:m]
         lower = None if bounds is None else bounds.lower[chunk.start : chunk.start + m]
-        work = m * k * max(d, 4)
+        assign_threads, sum_threads = _pass_threads(m, k, d)
         changed = fn(
             m, d, k, x.data_ptr(), x.stride(0), _ptr(w), _ptr(shift), c.data_ptr(),
             craw.data_ptr(), csq.data_ptr(), csq_max, int(exact), _ptr(seg if labels is not None else None),
@@ -365,10 +377,7 @@ def _accumulate_native(
             _ptr(lower), 0.0 if bounds is None else bounds.drift, seg.data_ptr(),
             dist.data_ptr(), stats.sums.data_ptr() if update else None,
             stats.weights.data_ptr(), stats.counts.data_ptr(), stats.inertia.data_ptr(),
-            threads if work >= _NATIVE_THREAD_WORK else 1,
-            # (up to 16 features every summing thread walks every row: one is faster)
-            threads if m * d >= _NATIVE_THREAD_WORK and k > 1 and d > _NATIVE_EXACT_MAX_D else 1,
-            chunk.start, stripe,
+            assign_threads, sum_threads, chunk.start, stripe,
         )  # fmt: skip
         if changed < 0:
             raise MemoryError("the native k-means kernel could not allocate its buffers")
@@ -379,6 +388,116 @@ def _accumulate_native(
         stats.counts.copy_(stats.weights)
     if bounds is not None:
         bounds.valid = True
+
+
+# The whole Lloyd loop runs in native calls (NativeLoop) when a pass is at most this much work
+# (rows x centers x features) and the centers' pairwise gaps, recomputed every iteration on one
+# thread, at most _NATIVE_LOOP_GAPS: there, the ~0.5 ms of Python per iteration would dominate.
+_NATIVE_LOOP_WORK = 1 << 24
+_NATIVE_LOOP_GAPS = 1 << 17
+
+
+class NativeLoop:
+    """Lloyd iterations of a small in-memory CPU problem, many per native call (``tk_lloyd``
+    in csrc/lloyd_impl.h): the same pass as :func:`accumulate`, then the update, the drift of
+    the bounds and the stop rule of :func:`~torchkmeans._core.lloyd_`, without returning to
+    Python. A pass that leaves a cluster empty returns (status 2) so that
+    :func:`relocate_empty_clusters` can refill it; the next call finishes that iteration.
+
+    Every fit of such a problem runs through it, checkpointed (one iteration per call) or not,
+    so a resumed fit is the same, bit for bit, as an uninterrupted one. The centers' layout
+    (their mean as shift) and the half gaps are computed in C here, so the results may differ
+    in the last bits from those of the per-pass path used for larger problems.
+    """
+
+    # values per iteration in the history buffer: inertia, shift, changed, relocated, seconds
+    FIELDS = 5
+
+    @staticmethod
+    def applies(source: Source, k: int, metric: str, workspace: Workspace, comm: Comm) -> bool:
+        """Single process, Euclidean, data read in place in memory (the workspace keeps its
+        distances), a small pass, and rows with unit feature stride."""
+        if comm.distributed or metric != "euclidean" or workspace.distances is None:
+            return False
+        assert isinstance(source, TensorSource)
+        x, d = source.X, source.n_features
+        return (
+            isinstance(x, torch.Tensor)
+            and (x.shape[0] <= 1 or (x.stride(1) == 1 and x.stride(0) >= d))
+            and source.n_samples * k * d <= _NATIVE_LOOP_WORK
+            and k * k * d <= _NATIVE_LOOP_GAPS
+            and _native.supports(x, metric)
+        )
+
+    def __init__(
+        self,
+        source: Source,
+        k: int,
+        labels: torch.Tensor,
+        workspace: Workspace,
+        bounds: Bounds | None,
+    ) -> None:
+        assert isinstance(source, TensorSource) and workspace.distances is not None
+        lib = _native.library()
+        assert lib is not None
+        dtype, d = source.dtype, source.n_features
+        suffix = "f32" if dtype == torch.float32 else "f64"
+        self.fn = getattr(lib, f"tk_lloyd_{suffix}")
+        self.source, self.k, self.labels, self.bounds = source, k, labels, bounds
+        self.workspace = workspace
+        x = source.X
+        assert isinstance(x, torch.Tensor)
+        self.x = x
+        w = source.sample_weight
+        self.w = None if w is None else w.to(dtype).contiguous()
+        self.stats = LloydStats.zeros(k, d, torch.float64, torch.device("cpu"))
+        self.stripe = _STRIPE if _fused_stripes(source, k) else 0
+        self.threads = _pass_threads(source.n_samples, k, d)
+        self.status = ctypes.c_int64(0)
+
+    def run(
+        self, centers: torch.Tensor, mode: int, iters: int, tol: float, given: tuple[int, int]
+    ) -> tuple[int, int, torch.Tensor]:
+        """Call ``tk_lloyd`` (``centers``, contiguous, updated in place). Returns (iterations
+        completed, status, history buffer)."""
+        source, k, bounds = self.source, self.k, self.bounds
+        n, d = source.n_samples, source.n_features
+        hist = torch.zeros(max(iters, 1), self.FIELDS, dtype=torch.float64)
+        drift = ctypes.c_double(0.0 if bounds is None else bounds.drift)
+        valid = ctypes.c_int64(int(bounds is not None and bounds.valid))
+        stats = self.stats
+        distances = self.workspace.distances
+        assert distances is not None
+        done = self.fn(
+            n, d, k, self.x.data_ptr(), self.x.stride(0) if n > 1 else d, _ptr(self.w),
+            centers.data_ptr(), self.labels.data_ptr(), distances.data_ptr(),
+            None if bounds is None else bounds.lower.data_ptr(), ctypes.byref(drift),
+            ctypes.byref(valid), int(d <= _NATIVE_EXACT_MAX_D), *self.threads, self.stripe,
+            mode, iters, tol, *given, stats.sums.data_ptr(), stats.weights.data_ptr(),
+            stats.counts.data_ptr(), stats.inertia.data_ptr(), hist.data_ptr(),
+            ctypes.byref(self.status),
+        )  # fmt: skip
+        if done < 0:
+            raise MemoryError("the native k-means kernel could not allocate its buffers")
+        if bounds is not None:
+            bounds.drift, bounds.valid = drift.value, bool(valid.value)
+        self.workspace.distances_for = None
+        return int(done), int(self.status.value), hist
+
+    def relocate(self, centers: torch.Tensor) -> int:
+        """Refill the empty clusters of the pass that stopped with status 2 (the distances it
+        kept stand in for a pass over the data)."""
+        pc = prepare_centers(centers, "euclidean")
+        self.workspace.distances_for = pc
+        return relocate_empty_clusters(
+            self.stats, self.source, pc, self.workspace, SINGLE, self.labels
+        )
+
+    def assign(self, centers: torch.Tensor) -> LloydStats:
+        """One assignment pass (labels, weights, counts, inertia), no update."""
+        _, _, hist = self.run(centers.contiguous(), 2, 1, 0.0, (0, 0))
+        self.stats.changed.fill_(int(hist[0, 2]))
+        return self.stats
 
 
 def _assign_pruned(
@@ -548,6 +667,48 @@ def relocate_empty_clusters(
         stats.counts[target] = 1
         filled += 1
     return filled
+
+
+def prepare_centers(centers: torch.Tensor, metric: str) -> PreparedCenters:
+    """The centers laid out for a Lloyd pass. On the native path the kernel library computes
+    the layout (its shift: the mean of the centers summed in float64), so that the per-pass
+    loop and :class:`NativeLoop` shift, and with it sum, identically."""
+    if not _native.supports(centers, metric):
+        return PreparedCenters(centers, metric, None)
+    lib = _native.library()
+    assert lib is not None
+    centers = centers.contiguous()
+    k, d = centers.shape
+    fn = lib.tk_prepare_f32 if centers.dtype == torch.float32 else lib.tk_prepare_f64
+    shift = torch.empty(d, dtype=centers.dtype)
+    c = torch.empty_like(centers)
+    csq = torch.empty(k, dtype=centers.dtype)
+    fn(k, d, centers.data_ptr(), shift.data_ptr(), c.data_ptr(), csq.data_ptr())
+    return PreparedCenters.from_parts(centers, shift, c, csq)
+
+
+def update(stats: LloydStats, pc: PreparedCenters) -> tuple[torch.Tensor, float, float, float]:
+    """The update step: ``(new centers, squared center shift summed over centers, largest
+    squared shift of one center, inertia)``; natively (``tk_update``, the arithmetic of
+    :class:`NativeLoop`) where :func:`prepare_centers` is."""
+    old = pc.centers
+    if not _native.supports(old, pc.metric) or stats.sums.device.type != "cpu":
+        new = finalize(stats, pc)
+        sq = ((new - old).to(torch.float64) ** 2).sum(dim=1)
+        return new, float(sq.sum()), float(sq.max()), float(stats.inertia.sum())
+    lib = _native.library()
+    assert lib is not None and pc.shift is not None
+    fn = lib.tk_update_f32 if old.dtype == torch.float32 else lib.tk_update_f64
+    k, d = old.shape
+    old = old.contiguous()
+    new = torch.empty_like(old)
+    out = (ctypes.c_double * 3)()
+    fn(
+        k, d, stats.sums.data_ptr(), stats.weights.data_ptr(), stats.counts.data_ptr(),
+        stats.inertia.data_ptr(), pc.shift.contiguous().data_ptr(), old.data_ptr(),
+        new.data_ptr(), out,
+    )  # fmt: skip
+    return new, out[0], out[1], out[2]
 
 
 def finalize(stats: LloydStats, pc: PreparedCenters) -> torch.Tensor:

@@ -27,7 +27,7 @@ import torch
 
 logger = logging.getLogger("torchkmeans")
 
-_ABI_VERSION = 3
+_ABI_VERSION = 4
 _SOURCES = ("lloyd.c", "lloyd_impl.h")
 _FLAGS = ["-O3", "-fPIC", "-shared", "-pthread", "-fno-math-errno", "-std=gnu11"]
 
@@ -135,6 +135,16 @@ def _load() -> ctypes.CDLL | None:
         fn.restype = i64
         fn.argtypes = [i64, i64, i64, p, i64, p, p, p, p, p, dbl, cint, p, p, p, dbl,
                        p, p, p, p, p, p, cint, cint, i64, i64]  # fmt: skip
+        fn = getattr(lib, f"tk_prepare_{suffix}")
+        fn.restype = dbl
+        fn.argtypes = [i64, i64, p, p, p, p]
+        fn = getattr(lib, f"tk_update_{suffix}")
+        fn.restype = None
+        fn.argtypes = [i64, i64, p, p, p, p, p, p, p, p]
+        fn = getattr(lib, f"tk_lloyd_{suffix}")
+        fn.restype = i64
+        fn.argtypes = [i64, i64, i64, p, i64, p, p, p, p, p, p, p, cint, cint, cint, i64, cint,
+                       i64, dbl, i64, i64, p, p, p, p, p, p]  # fmt: skip
         fn = getattr(lib, f"tk_kpp_{suffix}")
         fn.restype = cint
         fn.argtypes = [i64, i64, p, i64, p, p, i64, p, i64, p, p, i64, cint, p, cint]

@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Row vectors and centers per register tile. */
 #define RV 2
@@ -49,7 +50,7 @@
 /* Up to this many features, accumulation adds foreign rows to a scratch slot, branch-free. */
 #define ACC_SCRATCH_D 16
 
-int tk_abi_version(void) { return 3; }
+int tk_abi_version(void) { return 4; }
 
 typedef void *(*tk_worker)(void *);
 
