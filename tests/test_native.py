@@ -405,3 +405,26 @@ def test_native_loop_checkpoint_resume_is_bit_for_bit(tmp_path, monkeypatch):
     assert calls == [1, 2] and path.exists()
     resumed = KMeans(6, random_state=2, tol=0.0, checkpoint=path).fit(X)
     _same_fit(ref, resumed)
+
+
+@needs_native
+@pytest.mark.parametrize("d", [2, 8, 40])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_native_half_gaps_bound_the_true_gaps(d, dtype):
+    """The native half gaps (an assignment pass over the centers) never exceed half the
+    distance to the nearest other center, stay within rounding of it, and are zero for a
+    duplicated center."""
+    from torchkmeans._lloyd import _native_gaps, prepare_centers
+
+    c = torch.as_tensor(_blobs(60, d, 5, np.float64, seed=d), dtype=dtype) + 100.0
+    c[7] = c[3]  # a duplicate
+    gaps = _native_gaps(prepare_centers(c, "euclidean")).to(torch.float64)
+    c64 = c.to(torch.float64)
+    true = torch.cdist(c64, c64).fill_diagonal_(float("inf")).amin(dim=1) / 2
+    assert bool((gaps <= true).all())
+    assert gaps[3] == 0 and gaps[7] == 0
+    keep = true > 0
+    rel = 1e-3 if dtype == torch.float32 else 1e-8  # (identity scores: slack of rounding)
+    assert bool((gaps[keep] >= true[keep] * (1 - rel)).all())
+    one = _native_gaps(prepare_centers(c[:1], "euclidean"))
+    assert bool(torch.isinf(one).all())

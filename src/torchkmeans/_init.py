@@ -237,7 +237,7 @@ def _kmeans_plusplus_native(
     generator: torch.Generator,
     n_local_trials: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`kmeans_plusplus_` on CPU rows through the native kernel (one process, Euclidean).
+    """:func:`kmeans_plusplus_` on CPU rows in one native call (one process, Euclidean).
 
     The same draws (canonical order, inverse CDF, the same uniform numbers) and the same choice
     (lowest potential, first within ``_POTENTIAL_RTOL``). Each row keeps the index of its
@@ -249,57 +249,24 @@ def _kmeans_plusplus_native(
     x = _native_rows(source, "euclidean")
     assert lib is not None and x is not None
     dtype = source.dtype
-    fn = lib.tk_kpp_f32 if dtype == torch.float32 else lib.tk_kpp_f64
+    fn = lib.tk_kpp_all_f32 if dtype == torch.float32 else lib.tk_kpp_all_f64
     n, d = source.n_samples, source.n_features
-    threads = max(1, torch.get_num_threads())
-    ldx = x.stride(0) if n > 1 else d
     sw = source.sample_weight
     w = None if sw is None else sw.to(dtype).contiguous()
-    w_ptr = None if w is None else w.data_ptr()
     order = canonical_order(source, "euclidean")
-    w_sorted = None if sw is None else sw.to(torch.float64)[order]
-    cumulative = _cumulative_weights(w_sorted, n, source.device)
-    u = _uniform(generator, 1, source.device)
-    first_row, first = draw_rows(source, order, cumulative, u, SINGLE)
+    # every draw of the loop, in the order the loop uses them (the generator's stream is the
+    # same whether it is drawn at once or step by step)
+    u = _uniform(generator, 1 + (n_clusters - 1) * n_local_trials, source.device)
     centers = torch.empty(n_clusters, d, dtype=dtype)
-    centers[0] = first_row[0]
-    indices = [first]
-    closest = torch.empty(n, dtype=torch.float64)
-    assign = torch.empty(n, dtype=torch.long)
-    gain = torch.zeros(n_local_trials, dtype=torch.float64)
-
-    def call(cand: torch.Tensor, chosen: int, new_id: int, mode: int) -> None:
-        cand = cand.contiguous()
-        work = n * d * cand.shape[0]  # (an upper bound: pruned rows cost less)
-        status = fn(
-            n, d, x.data_ptr(), ldx, w_ptr, cand.data_ptr(), cand.shape[0],
-            centers.data_ptr(), chosen, closest.data_ptr(), assign.data_ptr(), new_id, mode,
-            gain.data_ptr(), threads if work >= _NATIVE_THREAD_WORK else 1,
-        )  # fmt: skip
-        if status != 0:
-            raise MemoryError("the native k-means++ kernel could not allocate its buffers")
-
-    call(centers[:1], 0, 0, 2)
-    for c in range(1, n_clusters):
-        torch.index_select(closest, 0, order, out=cumulative)
-        if w_sorted is not None:
-            cumulative.mul_(w_sorted)
-        cumulative.cumsum_(0)
-        u = _uniform(generator, n_local_trials, source.device)
-        total = cumulative[-1] if n else torch.zeros((), dtype=torch.float64)
-        if not bool(total > 0):
-            # every weighted row already sits on a center: sample by weight (the fit warns)
-            fallback = _cumulative_weights(w_sorted, n, source.device)
-            rows, candidates = draw_rows(source, order, fallback, u, SINGLE)
-        else:
-            rows, candidates = draw_rows(source, order, cumulative, u, SINGLE)
-        rows = rows.to(dtype).contiguous()
-        call(rows, c, 0, 0)
-        best = _first_minimum(total - gain)
-        call(rows[best : best + 1], c, c, 1)
-        centers[c] = rows[best]
-        indices.append(candidates[best : best + 1])
-    return centers, torch.cat(indices)
+    indices = torch.empty(n_clusters, dtype=torch.long)
+    status = fn(
+        n, d, x.data_ptr(), x.stride(0) if n > 1 else d, None if w is None else w.data_ptr(),
+        order.data_ptr(), u.data_ptr(), n_clusters, n_local_trials, centers.data_ptr(),
+        indices.data_ptr(), _POTENTIAL_RTOL, max(1, torch.get_num_threads()), _NATIVE_THREAD_WORK,
+    )  # fmt: skip
+    if status != 0:
+        raise MemoryError("the native k-means++ kernel could not allocate its buffers")
+    return centers, indices
 
 
 def _cumulative_weights(

@@ -149,6 +149,27 @@ def half_gaps(pc: PreparedCenters) -> torch.Tensor:
     return gaps.sqrt_().mul_(0.5 * (1.0 - _PRUNE_MARGIN))
 
 
+def _native_gaps(pc: PreparedCenters) -> torch.Tensor:
+    """:func:`half_gaps` by the native kernel (``tk_gaps``: an assignment pass over the centers,
+    threaded, with no torch operation that would leave OpenMP workers spinning on the cores
+    the next pass needs), in the centers' dtype."""
+    lib = _native.library()
+    assert lib is not None and pc.c_sq is not None and pc.shift is not None
+    centers = pc.centers.contiguous()
+    k, d = centers.shape
+    fn = lib.tk_gaps_f32 if centers.dtype == torch.float32 else lib.tk_gaps_f64
+    gaps = torch.empty(k, dtype=centers.dtype)
+    c_sq = pc.c_sq.contiguous()
+    status = fn(
+        k, d, centers.data_ptr(), pc.shift.contiguous().data_ptr(), pc.c.contiguous().data_ptr(),
+        c_sq.data_ptr(), float(c_sq.max()), int(d <= _NATIVE_EXACT_MAX_D), gaps.data_ptr(),
+        _pass_threads(k, k, d)[0],
+    )  # fmt: skip
+    if status != 0:
+        raise MemoryError("the native k-means kernel could not allocate its buffers")
+    return gaps
+
+
 class Workspace:
     """Buffers allocated once per fit and reused by every chunk of every pass."""
 
@@ -196,9 +217,10 @@ def accumulate(
     acc = accumulation_dtype(source.dtype, source.device)
     stats = LloydStats.zeros(k, d, acc, source.device)
     gaps = None
+    native = source.device.type == "cpu" and _native.supports(pc.c, pc.metric)
     if bounds is not None and bounds.valid and labels is not None:
-        gaps = half_gaps(pc).to(source.dtype)
-    if source.device.type == "cpu" and _native.supports(pc.c, pc.metric):
+        gaps = _native_gaps(pc) if native else half_gaps(pc).to(source.dtype)
+    if native:
         keep = workspace.distances if labels is not None else None
         _accumulate_native(
             source, pc, labels, stats, update, bounds, gaps, workspace_distances=keep

@@ -138,6 +138,9 @@ def _load() -> ctypes.CDLL | None:
         fn = getattr(lib, f"tk_prepare_{suffix}")
         fn.restype = dbl
         fn.argtypes = [i64, i64, p, p, p, p]
+        fn = getattr(lib, f"tk_gaps_{suffix}")
+        fn.restype = cint
+        fn.argtypes = [i64, i64, p, p, p, p, dbl, cint, p, cint]
         fn = getattr(lib, f"tk_update_{suffix}")
         fn.restype = None
         fn.argtypes = [i64, i64, p, p, p, p, p, p, p, p]
@@ -145,6 +148,9 @@ def _load() -> ctypes.CDLL | None:
         fn.restype = i64
         fn.argtypes = [i64, i64, i64, p, i64, p, p, p, p, p, p, p, cint, cint, cint, i64, cint,
                        i64, dbl, i64, i64, p, p, p, p, p, p]  # fmt: skip
+        fn = getattr(lib, f"tk_kpp_all_{suffix}")
+        fn.restype = cint
+        fn.argtypes = [i64, i64, p, i64, p, p, p, i64, i64, p, p, dbl, cint, i64]
         fn = getattr(lib, f"tk_kpp_{suffix}")
         fn.restype = cint
         fn.argtypes = [i64, i64, p, i64, p, p, i64, p, i64, p, p, i64, cint, p, cint]

@@ -548,29 +548,32 @@ double SUF(tk_prepare)(int64_t k, int64_t d, const T *centers, T *shift, T *c, T
     return top;
 }
 
-/* Half the distance from each center to its nearest other center, from float64 differences,
- * shrunk by the pruning margin and rounded down to T: never above the true half gap. */
-static int SUF(half_gaps)(int64_t k, int64_t d, const T *centers, T *gaps) {
-    double *g = (double *)malloc((size_t)k * sizeof(double));
-    if (!g) return -1;
-    for (int64_t q = 0; q < k; q++) g[q] = INFINITY;
-    for (int64_t q = 0; q < k; q++) {
-        const T *a = centers + q * d;
-        for (int64_t r = q + 1; r < k; r++) {
-            const T *b = centers + r * d;
-            double s = 0;
-            for (int64_t j = 0; j < d; j++) {
-                const double t = (double)a[j] - (double)b[j];
-                s += t * t;
-            }
-            if (s < g[q]) g[q] = s;
-            if (s < g[r]) g[r] = s;
+/* Half the distance from each center to its nearest other center (Hamerly's s), as a bound
+ * that never exceeds the true value: one assignment pass with the centers as rows, whose lower
+ * bound on the distance to every center but the nearest (the center itself, at distance zero,
+ * or a duplicate of it) is the gap. c, csq and csq_max as tk_prepare gives them. Returns 0, or
+ * -1 when memory ran out. */
+int SUF(tk_gaps)(int64_t k, int64_t d, const T *centers, const T *shift, const T *c,
+                 const T *csq, double csq_max, int exact, T *gaps, int nthreads) {
+    double *scratch = (double *)malloc((size_t)(4 * k) * sizeof(double));
+    int64_t *labels = (int64_t *)malloc((size_t)k * sizeof(int64_t));
+    T *dist = (T *)malloc((size_t)k * sizeof(T));
+    int status = -1;
+    if (scratch && labels && dist) {
+        double *lower = scratch, *stats = scratch + k;
+        memset(stats, 0, (size_t)(3 * k) * sizeof(double));
+        if (SUF(tk_pass)(k, d, k, centers, d, NULL, shift, c, centers, csq, csq_max, exact,
+                         NULL, NULL, lower, 0.0, labels, dist, NULL, stats, stats + k,
+                         stats + 2 * k, nthreads, 1, 0, 0) >= 0) {
+            for (int64_t q = 0; q < k; q++)
+                gaps[q] = k > 1 ? (T)(lower[q] * 0.5 * (1.0 - 4.0 * T_EPS)) : (T)INFINITY;
+            status = 0;
         }
     }
-    for (int64_t q = 0; q < k; q++)
-        gaps[q] = (T)(sqrt(g[q]) * 0.5 * (1.0 - PRUNE_MARGIN) * (1.0 - 4.0 * T_EPS));
-    free(g);
-    return 0;
+    free(scratch);
+    free(labels);
+    free(dist);
+    return status;
 }
 
 /* The update step: fresh = weighted means of the statistics, shifted back (a cluster without
@@ -643,7 +646,7 @@ int64_t SUF(tk_lloyd)(int64_t n, int64_t d, int64_t k, const T *x, int64_t ldx, 
         const double t0 = SUF(seconds)();
         const double csq_max = SUF(tk_prepare)(k, d, centers, shift, c, csq);
         const int prune = lower && *bounds_valid;
-        if (prune && SUF(half_gaps)(k, d, centers, gaps) != 0) {
+        if (prune && SUF(tk_gaps)(k, d, centers, shift, c, csq, csq_max, exact, gaps, 1) != 0) {
             done = -1;
             break;
         }
@@ -797,6 +800,92 @@ int SUF(tk_kpp)(int64_t n, int64_t d, const T *x, int64_t ldx, const T *w, const
     free(gains);
     free(cc);
     return 0;
+}
+
+/* Inverse-CDF draw: the first index whose cumulative mass exceeds u * total (the last index
+ * when rounding puts the target at the total). */
+static int64_t SUF(draw)(const double *cumulative, int64_t n, double u) {
+    const double target = u * cumulative[n - 1];
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if (cumulative[mid] > target)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo < n ? lo : n - 1;
+}
+
+/* Greedy k-means++ in one call: the steps of tk_kpp driven by the draws of the Python loop it
+ * replaces (_init.py). order is the canonical order of the rows (cumulative masses run over
+ * it), u holds the 1 + (k - 1) t uniform draws in [0, 1) in the order they are used. A center
+ * is the candidate of lowest potential, the first drawn within a relative rtol of it. When
+ * every row of positive weight sits on a center, candidates are drawn by weight alone.
+ * Writes k centers and their row indices. Returns 0, or -1 when memory ran out. */
+int SUF(tk_kpp_all)(int64_t n, int64_t d, const T *x, int64_t ldx, const T *w,
+                    const int64_t *order, const double *u, int64_t k, int64_t t, T *centers,
+                    int64_t *indices, double rtol, int nthreads, int64_t thread_work) {
+    double *closest = (double *)malloc((size_t)n * sizeof(double));
+    double *cumulative = (double *)malloc((size_t)n * sizeof(double));
+    double *by_weight = (double *)malloc((size_t)n * sizeof(double));
+    int64_t *assign = (int64_t *)malloc((size_t)n * sizeof(int64_t));
+    double *gain = (double *)malloc((size_t)(t > 0 ? t : 1) * sizeof(double));
+    T *cand = (T *)malloc((size_t)((t > 0 ? t : 1) * d) * sizeof(T));
+    int64_t *cand_index = (int64_t *)malloc((size_t)(t > 0 ? t : 1) * sizeof(int64_t));
+    int status = -1;
+    if (!closest || !cumulative || !by_weight || !assign || !gain || !cand || !cand_index)
+        goto done;
+    double mass = 0;
+    for (int64_t i = 0; i < n; i++) {
+        mass += w ? (double)w[order[i]] : 1.0;
+        by_weight[i] = w ? mass : (double)(i + 1);
+    }
+    const int one = 1;
+    int64_t first = order[SUF(draw)(by_weight, n, u[0])];
+    memcpy(centers, x + first * ldx, (size_t)d * sizeof(T));
+    indices[0] = first;
+    int many = n * d >= thread_work ? nthreads : one;
+    if (SUF(tk_kpp)(n, d, x, ldx, w, centers, 1, centers, 0, closest, assign, 0, 2, gain, many))
+        goto done;
+    for (int64_t c = 1; c < k; c++) {
+        double total = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const int64_t r = order[i];
+            total += w ? closest[r] * (double)w[r] : closest[r];
+            cumulative[i] = total;
+        }
+        const double *draws = u + 1 + (c - 1) * t;
+        const double *cdf = total > 0 ? cumulative : by_weight;
+        for (int64_t j = 0; j < t; j++) {
+            cand_index[j] = order[SUF(draw)(cdf, n, draws[j])];
+            memcpy(cand + j * d, x + cand_index[j] * ldx, (size_t)d * sizeof(T));
+        }
+        many = n * d * t >= thread_work ? nthreads : one;
+        if (SUF(tk_kpp)(n, d, x, ldx, w, cand, t, centers, c, closest, assign, 0, 0, gain, many))
+            goto done;
+        double low = INFINITY;
+        for (int64_t j = 0; j < t; j++)
+            if (total - gain[j] < low) low = total - gain[j];
+        int64_t best = 0;
+        while (best < t - 1 && !(total - gain[best] <= low + rtol * fabs(low))) best++;
+        many = n * d >= thread_work ? nthreads : one;
+        if (SUF(tk_kpp)(n, d, x, ldx, w, cand + best * d, 1, centers, c, closest, assign, c, 1,
+                        gain, many))
+            goto done;
+        memcpy(centers + c * d, cand + best * d, (size_t)d * sizeof(T));
+        indices[c] = cand_index[best];
+    }
+    status = 0;
+done:
+    free(closest);
+    free(cumulative);
+    free(by_weight);
+    free(assign);
+    free(gain);
+    free(cand);
+    free(cand_index);
+    return status;
 }
 
 /* the template's parameters, for the next inclusion */
