@@ -144,6 +144,8 @@ def gemm_gflops(shape: Shape, reps: int = 20) -> float:
 def fmt_time(s: float | None) -> str:
     if s is None:
         return "n/a"
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} µs"
     return f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
 
 
@@ -331,7 +333,8 @@ def render(records, gflops, env, command, elapsed, args) -> str:
         "peak resident memory of the fit above the process with the data loaded. Default fit: "
         "`KMeans(k, random_state=seed).fit(X)` for seeds 0, 1, 2, mean time and mean inertia; "
         "k-means++: seed 0. Problems under 10^7 row x feature x center products take well under "
-        "a millisecond per call, so every timing there is the best of 20 repeats. Every peer ran "
+        "a millisecond per call, so every timing there is the best of 20 repeats (100 under "
+        "10^5). Every peer ran "
         f"in a fresh process with a {args.timeout:.0f} s and {args.mem_limit_gib:.0f} GiB limit.",
         "",
         "## Machine",
@@ -370,7 +373,7 @@ def render(records, gflops, env, command, elapsed, args) -> str:
             if r["status"] not in ("ok", "NaN centers"):
                 lines.append(f"| {peer} | {r['status']} | | | | | | | |")
                 continue
-            ratio = (r["per_iter"] / ours["per_iter"]) if ours.get("per_iter") else float("nan")
+            ratio = f"{r['per_iter'] / ours['per_iter']:.2f}x" if ours.get("per_iter") else "n/a"
             inert = r["inertia"] / sk["inertia"] if sk.get("inertia") else float("nan")
             fit_rel = (
                 (r["fit_inertia"] / sk["fit_inertia"])
@@ -378,13 +381,13 @@ def render(records, gflops, env, command, elapsed, args) -> str:
                 else None
             )
             lines.append(
-                f"| {peer} | {r['status']} | {fmt_time(r['per_iter'])} | {ratio:.2f}x | {inert:.6f} | "
+                f"| {peer} | {r['status']} | {fmt_time(r['per_iter'])} | {ratio} | {inert:.6f} | "
                 f"{r['extra_peak'] / 2**20:.1f} MB | "
                 f"{r.get('plusplus_status') or fmt_time(r.get('plusplus_seconds'))} | "
                 f"{fmt_time(r.get('fit_seconds')) if 'fit_status' not in r else r['fit_status']} | "
                 f"{'' if fit_rel is None else f'{fit_rel:.4f}'} |"
             )
-        if fastest and ours.get("per_iter"):
+        if fastest and ours.get("per_iter") is not None:
             lines += [
                 "",
                 f"torchkmeans time per iteration / fastest peer ({fastest}): "
