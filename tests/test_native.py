@@ -209,6 +209,50 @@ def test_native_kmeans_plusplus_draws_the_torch_centers(weighted, monkeypatch):
     np.testing.assert_allclose(got[0][0], got[1][0])
 
 
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_native_canonical_order_is_the_torch_order(dtype, monkeypatch):
+    """The canonical order (radix-sorted projections) equals the torch argsort: repeated rows
+    stay in index order, -0.0 sorts with 0.0, and large and negative keys sort numerically."""
+    from torchkmeans._init import canonical_order
+
+    X = _blobs(3000, 5, 7, dtype, seed=12) * np.array([1e6, 1, 1e-6, 1, -1], dtype=dtype)
+    X[100:140] = X[7]  # repeated rows
+    X[200] = 0.0
+    X[201] = -0.0
+    X[202:204] = [-0.0, 0.0, -0.0, 0.0, 0.0]
+    x = torch.as_tensor(X)
+    src = TensorSource(x, None, device=torch.device("cpu"), dtype=x.dtype, chunk_size=500)
+    orders = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("TORCHKMEANS_NATIVE", flag)
+        orders.append(canonical_order(src))
+    torch.testing.assert_close(orders[0], orders[1], rtol=0, atol=0)
+    assert sorted(orders[0].tolist()) == list(range(3000))
+    repeats = [i for i in orders[0].tolist() if i == 7 or 100 <= i < 140]
+    assert repeats == [7, *range(100, 140)]
+
+
+@needs_native
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("weighted", [False, True])
+def test_native_kmeans_plusplus_with_fewer_distinct_points_draws_the_torch_centers(
+    weighted, monkeypatch
+):
+    """Once every row of positive weight sits on a center, candidates are drawn by weight:
+    the native loop takes the same fallback as the torch one."""
+    X = np.repeat(np.array([[0.0, 1.0], [2.0, 0.0], [5.0, 5.0]]), [30, 50, 20], axis=0)
+    sw = np.random.default_rng(3).integers(0, 3, 100).astype(float) if weighted else None
+    if sw is not None:
+        sw[[0, 30, 80]] = 1.0
+    got = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("TORCHKMEANS_NATIVE", flag)
+        got.append(kmeans_plusplus(X, 6, sample_weight=sw, random_state=1))
+    np.testing.assert_array_equal(got[0][1], got[1][1])
+    np.testing.assert_array_equal(got[0][0], got[1][0])
+
+
 def test_without_a_compiler_the_torch_path_runs(tmp_path):
     """No compiler (or TORCHKMEANS_NATIVE=0): nothing is built, fits run on the torch path."""
     code = textwrap.dedent(

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from . import _native
 from ._checkpoint import BestRun, Checkpoint, FitState, data_fingerprint
 from ._distance import PreparedCenters, prepare_rows
 from ._distributed import SINGLE, Comm
@@ -26,6 +27,8 @@ from ._lloyd import (
     NativeLoop,
     Workspace,
     accumulate,
+    native_block_rows,
+    native_blocks,
     prepare_centers,
     relocate_empty_clusters,
     update,
@@ -72,7 +75,13 @@ def data_moments(
     total = torch.zeros(1, dtype=torch.float64, device=source.device)
     zero = torch.zeros(source.chunk_size, dtype=torch.long, device=source.device)
     first64: torch.Tensor | None = None
-    for chunk in source.chunks():
+    if (
+        metric == "euclidean"
+        and source.device.type == "cpu"
+        and _native.supports_dtype(source.dtype)
+    ):
+        first64 = _native_moments(source, s1, s2, total)
+    for chunk in source.chunks() if first64 is None else ():
         m = chunk.x.shape[0]
         y = prepare_rows(chunk.x, metric, None).to(torch.float64)
         if first64 is None:
@@ -94,6 +103,34 @@ def data_moments(
     variance = (s2[0] / total - mean_shift * mean_shift).clamp_min(0.0)
     mean = (first64 + mean_shift).to(source.dtype)
     return mean, float(variance.mean()), float(total[0])
+
+
+def _native_moments(
+    source: Source, s1: torch.Tensor, s2: torch.Tensor, total: torch.Tensor
+) -> torch.Tensor | None:
+    """:func:`data_moments`' sums by the native kernel (the same sums in the same row order; a
+    fused multiply-add may round the last bit differently), over the blocks the native pass
+    reads. Returns the first row (float64), None without rows."""
+    lib = _native.library()
+    assert lib is not None
+    dtype, d = source.dtype, source.n_features
+    fn = lib.tk_moments_f32 if dtype == torch.float32 else lib.tk_moments_f64
+    first64: torch.Tensor | None = None
+    for chunk in native_blocks(source, native_block_rows(source, 1)):
+        x = chunk.x
+        m = int(x.shape[0])
+        if m == 0:
+            continue
+        if x.stride(1) != 1 or x.stride(0) < d:
+            x = x.contiguous()
+        if first64 is None:
+            first64 = x[0].to(torch.float64)
+        w = None if chunk.w is None else chunk.w.to(dtype).contiguous()
+        fn(
+            m, d, x.data_ptr(), x.stride(0) if m > 1 else d, None if w is None else w.data_ptr(),
+            first64.data_ptr(), s1.data_ptr(), s2.data_ptr(), total.data_ptr(),
+        )  # fmt: skip
+    return first64
 
 
 def _combine_moments(

@@ -11,6 +11,7 @@ gives the same centers on every device. Prior validation of data is assumed.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -29,14 +30,41 @@ def _uniform(generator: torch.Generator, n: int, device: torch.device) -> torch.
 _ORDER_SEED = 20240607
 
 
+@functools.lru_cache(maxsize=64)
+def _direction(d: int) -> torch.Tensor:
+    """The fixed random direction of the canonical order for ``d`` features (CPU, float64)."""
+    g = torch.Generator().manual_seed(_ORDER_SEED)
+    return torch.randn(d, dtype=torch.float64, generator=g)
+
+
 def canonical_order(source: TensorSource, metric: str = "euclidean") -> torch.Tensor:
     """A permutation of the rows that depends on their values only (ties: identical rows).
 
     Rows (for cosine: rows normalized to unit length) are sorted by their dot product with a
     fixed random direction, computed in float64.
     """
-    g = torch.Generator().manual_seed(_ORDER_SEED)
-    direction = torch.randn(source.n_features, dtype=torch.float64, generator=g).to(source.device)
+    direction = _direction(source.n_features)
+    x = source.X
+    if (
+        metric == "euclidean"
+        and isinstance(x, torch.Tensor)
+        and x.dtype == source.dtype
+        and x.ndim == 2
+        and (x.shape[0] <= 1 or x.stride(1) == 1)
+        and _native.supports(x, metric)
+    ):
+        # natively: keys summed feature by feature, a stable radix sort (the same order up to
+        # keys within rounding of each other)
+        lib = _native.library()
+        assert lib is not None
+        fn = lib.tk_order_f32 if x.dtype == torch.float32 else lib.tk_order_f64
+        order = torch.empty(source.n_samples, dtype=torch.long)
+        n = source.n_samples
+        if fn(n, source.n_features, x.data_ptr(), x.stride(0) if n > 1 else 1,
+              direction.data_ptr(), order.data_ptr()) != 0:  # fmt: skip
+            raise MemoryError("the native canonical-order kernel could not allocate its buffers")
+        return order
+    direction = direction.to(source.device)
     keys = torch.empty(source.n_samples, dtype=torch.float64, device=source.device)
     for chunk in source.chunks():
         rows = prepare_rows(chunk.x, metric, None).to(torch.float64)

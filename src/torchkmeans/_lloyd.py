@@ -306,14 +306,14 @@ def _fused_stripes(source: Source, k: int) -> int:
     return stripes if stripes >= 2 else 0
 
 
-def _native_block_rows(source: Source, k: int) -> int:
+def native_block_rows(source: Source, k: int) -> int:
     stripes = _fused_stripes(source, k)
     if stripes:
         return stripes * _STRIPE
     return max(source.chunk_size, _NATIVE_BLOCK) if _in_place(source) else source.chunk_size
 
 
-def _native_blocks(source: Source, rows: int) -> Iterator[Chunk]:
+def native_blocks(source: Source, rows: int) -> Iterator[Chunk]:
     """Blocks of rows for the native kernel: views of the data when it can be read in place,
     else the source's own (converted) chunks."""
     if not _in_place(source):
@@ -365,13 +365,13 @@ def _accumulate_native(
     csq_max = float(csq.max())
     shift = None if pc.shift is None else pc.shift.contiguous()
     exact = d <= _NATIVE_EXACT_MAX_D
-    rows = _native_block_rows(source, k)
+    rows = native_block_rows(source, k)
     stripe = _STRIPE if update and _fused_stripes(source, k) else 0
     keep = workspace_distances if labels is not None else None
     dist = torch.empty(0 if keep is not None else rows, dtype=dtype)
     own = None if labels is not None else torch.empty(rows, dtype=torch.long)
     gaps = None if gaps is None else gaps.contiguous()
-    for chunk in _native_blocks(source, rows):
+    for chunk in native_blocks(source, rows):
         x = chunk.x
         m = int(x.shape[0])
         if m == 0:

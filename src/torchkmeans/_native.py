@@ -138,6 +138,12 @@ def _load() -> ctypes.CDLL | None:
         fn = getattr(lib, f"tk_prepare_{suffix}")
         fn.restype = dbl
         fn.argtypes = [i64, i64, p, p, p, p]
+        fn = getattr(lib, f"tk_order_{suffix}")
+        fn.restype = cint
+        fn.argtypes = [i64, i64, p, i64, p, p]
+        fn = getattr(lib, f"tk_moments_{suffix}")
+        fn.restype = None
+        fn.argtypes = [i64, i64, p, i64, p, p, p, p, p]
         fn = getattr(lib, f"tk_gaps_{suffix}")
         fn.restype = cint
         fn.argtypes = [i64, i64, p, p, p, p, dbl, cint, p, cint]
@@ -170,6 +176,11 @@ def library() -> ctypes.CDLL | None:
 
 def available() -> bool:
     return library() is not None
+
+
+def supports_dtype(dtype: torch.dtype) -> bool:
+    """Whether native kernels can run on CPU data of this dtype."""
+    return dtype in (torch.float32, torch.float64) and enabled() and library() is not None
 
 
 def supports(x: torch.Tensor, metric: str) -> bool:
