@@ -309,6 +309,9 @@ def _record(
         progress.set_postfix(inertia=f"{inertia:.6g}", shift=f"{shift:.3g}")
 
 
+_NATIVE_LOOP_CALL = 1024
+
+
 def _lloyd_native(
     loop: NativeLoop,
     centers: torch.Tensor,
@@ -326,7 +329,8 @@ def _lloyd_native(
     it, mode, given = start, 0, (0, 0)
     while it < max_iter:
         used = centers.clone() if on_iteration is not None else None
-        steps = 1 if on_iteration is not None else max_iter - it
+        # (at most _NATIVE_LOOP_CALL iterations per call: the history buffer stays small)
+        steps = 1 if on_iteration is not None else min(max_iter - it, _NATIVE_LOOP_CALL)
         done, status, hist = loop.run(centers, mode, steps, tol, given)
         mode, given = 0, (0, 0)
         for row in hist[:done].tolist():
