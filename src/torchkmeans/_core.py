@@ -28,7 +28,7 @@ from ._lloyd import (
     Workspace,
     accumulate,
     native_block_rows,
-    native_blocks,
+    native_chunks,
     prepare_centers,
     relocate_empty_clusters,
     update,
@@ -116,16 +116,10 @@ def _native_moments(
     dtype, d = source.dtype, source.n_features
     fn = lib.tk_moments_f32 if dtype == torch.float32 else lib.tk_moments_f64
     first64: torch.Tensor | None = None
-    for chunk in native_blocks(source, native_block_rows(source, 1)):
-        x = chunk.x
+    for _, x, w in native_chunks(source, native_block_rows(source, 1)):
         m = int(x.shape[0])
-        if m == 0:
-            continue
-        if x.stride(1) != 1 or x.stride(0) < d:
-            x = x.contiguous()
         if first64 is None:
             first64 = x[0].to(torch.float64)
-        w = None if chunk.w is None else chunk.w.to(dtype).contiguous()
         fn(
             m, d, x.data_ptr(), x.stride(0) if m > 1 else d, None if w is None else w.data_ptr(),
             first64.data_ptr(), s1.data_ptr(), s2.data_ptr(), total.data_ptr(),

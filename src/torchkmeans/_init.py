@@ -44,15 +44,8 @@ def canonical_order(source: TensorSource, metric: str = "euclidean") -> torch.Te
     fixed random direction, computed in float64.
     """
     direction = _direction(source.n_features)
-    x = source.X
-    if (
-        metric == "euclidean"
-        and isinstance(x, torch.Tensor)
-        and x.dtype == source.dtype
-        and x.ndim == 2
-        and (x.shape[0] <= 1 or x.stride(1) == 1)
-        and _native.supports(x, metric)
-    ):
+    x = _native_rows(source, metric)
+    if x is not None:
         # natively: keys summed feature by feature, a stable radix sort (the same order up to
         # keys within rounding of each other)
         lib = _native.library()

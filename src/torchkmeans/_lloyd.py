@@ -326,6 +326,21 @@ def native_blocks(source: Source, rows: int) -> Iterator[Chunk]:
         yield Chunk(start, source.X[start:stop], None if w is None else w[start:stop])
 
 
+def native_chunks(
+    source: Source, rows: int
+) -> Iterator[tuple[Chunk, torch.Tensor, torch.Tensor | None]]:
+    """The non-empty blocks of :func:`native_blocks` as ``(chunk, rows, weights)``: rows with a
+    unit feature stride (as the kernels read them), weights in the compute dtype."""
+    d = source.n_features
+    for chunk in native_blocks(source, rows):
+        x = chunk.x
+        if x.shape[0] == 0:
+            continue
+        if x.stride(1) != 1 or x.stride(0) < d:
+            x = x.contiguous()
+        yield chunk, x, None if chunk.w is None else chunk.w.to(source.dtype).contiguous()
+
+
 def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
@@ -371,14 +386,8 @@ def _accumulate_native(
     dist = torch.empty(0 if keep is not None else rows, dtype=dtype)
     own = None if labels is not None else torch.empty(rows, dtype=torch.long)
     gaps = None if gaps is None else gaps.contiguous()
-    for chunk in native_blocks(source, rows):
-        x = chunk.x
+    for chunk, x, w in native_chunks(source, rows):
         m = int(x.shape[0])
-        if m == 0:
-            continue
-        if x.stride(1) != 1 or x.stride(0) < d:
-            x = x.contiguous()
-        w = None if chunk.w is None else chunk.w.to(dtype).contiguous()
         if keep is not None:
             dist = keep[chunk.start : chunk.start + m]
         elif m > dist.shape[0]:
