@@ -436,9 +436,9 @@ class NativeLoop:
     :func:`relocate_empty_clusters` can refill it; the next call finishes that iteration.
 
     Every fit of such a problem runs through it, checkpointed (one iteration per call) or not,
-    so a resumed fit is the same, bit for bit, as an uninterrupted one. The centers' layout
-    (their mean as shift) and the half gaps are computed in C here, so the results may differ
-    in the last bits from those of the per-pass path used for larger problems.
+    so a resumed fit is the same, bit for bit, as an uninterrupted one. The layout and the
+    update are those of :func:`prepare_centers` and :func:`update` (the same C functions), so
+    the per-pass loop used for larger or out-of-core data gives the same fit, bit for bit.
     """
 
     # values per iteration in the history buffer: inertia, shift, changed, relocated, seconds

@@ -185,10 +185,4 @@ def supports_dtype(dtype: torch.dtype) -> bool:
 
 def supports(x: torch.Tensor, metric: str) -> bool:
     """Whether a pass over ``x`` can run natively (CPU float tensors, Euclidean metric)."""
-    return (
-        metric == "euclidean"
-        and x.device.type == "cpu"
-        and x.dtype in (torch.float32, torch.float64)
-        and enabled()
-        and library() is not None
-    )
+    return metric == "euclidean" and x.device.type == "cpu" and supports_dtype(x.dtype)

@@ -645,7 +645,8 @@ int64_t SUF(tk_lloyd)(int64_t n, int64_t d, int64_t k, const T *x, int64_t ldx, 
     while (done < iters) {
         const double t0 = SUF(seconds)();
         const double csq_max = SUF(tk_prepare)(k, d, centers, shift, c, csq);
-        const int prune = lower && *bounds_valid;
+        /* (mode 1: the pass was done, no gaps needed) */
+        const int prune = lower && *bounds_valid && mode != 1;
         if (prune && SUF(tk_gaps)(k, d, centers, shift, c, csq, csq_max, exact, gaps, 1) != 0) {
             done = -1;
             break;
