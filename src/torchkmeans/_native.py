@@ -102,32 +102,9 @@ def _build(cc: str, sources: Path, target: Path) -> None:
 
 
 def _load() -> ctypes.CDLL | None:
-    if not enabled():
-        return None
-    cc = _compiler()
-    if cc is None:
-        logger.info("native kernels unavailable: no C compiler found (set CC); using torch")
-        return None
-    sources = Path(__file__).parent / "csrc"
-    digest = hashlib.sha256()
-    for name in _SOURCES:
-        digest.update((sources / name).read_bytes())
-    digest.update(" ".join([cc, *_FLAGS]).encode())
-    digest.update(_processor_id().encode())
-    target = _cache_dir() / f"lloyd-{digest.hexdigest()[:20]}.so"
-    try:
-        if not target.exists():
-            try:
-                _build(cc, sources, target)
-            except PermissionError:
-                target = Path(tempfile.gettempdir()) / f"torchkmeans-{os.getuid()}" / target.name
-                if not target.exists():
-                    _build(cc, sources, target)
-        lib = ctypes.CDLL(str(target))
-        if lib.tk_abi_version() != _ABI_VERSION:
-            raise RuntimeError(f"{target} has ABI {lib.tk_abi_version()}, expected {_ABI_VERSION}")
-    except Exception as exc:  # any failure: fall back to the torch path
-        logger.info("native kernels unavailable (%s); using torch", exc)
+    from ._engines import _library
+    lib = _library.library()
+    if lib is None:
         return None
     p, i64, dbl, cint = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
     for suffix in ("f32", "f64"):
@@ -160,18 +137,12 @@ def _load() -> ctypes.CDLL | None:
         fn = getattr(lib, f"tk_kpp_{suffix}")
         fn.restype = cint
         fn.argtypes = [i64, i64, p, i64, p, p, i64, p, i64, p, p, i64, cint, p, cint]
-    logger.debug("native kernels loaded from %s", target)
     return lib
 
 
 def library() -> ctypes.CDLL | None:
     """The loaded native library, or ``None`` when unavailable (built at most once)."""
-    if "lib" not in _state:
-        with _lock:
-            if "lib" not in _state:
-                _state["lib"] = _load()
-    lib = _state["lib"]
-    return lib if isinstance(lib, ctypes.CDLL) else None
+    return _load()
 
 
 def available() -> bool:

@@ -1,9 +1,11 @@
 /* Native CPU kernels of torchkmeans: one Lloyd pass (assignment and accumulation) and the
  * steps of greedy k-means++.
  *
- * Compiled on first use by torchkmeans/_native.py (C99 with GCC/Clang vector extensions,
- * pthreads, no Python or torch headers) and called through ctypes, which releases the GIL. The
- * float and double versions come from lloyd_impl.h, included once per type.
+ * Compiled when the package is built (setup.py: a generic build and, on x86-64, an AVX2/FMA
+ * build of this same file; C99 with GCC/Clang vector extensions, pthreads, no Python or torch
+ * headers), loaded by torchkmeans/_engines/_library.py and called through ctypes, which
+ * releases the GIL. The float and double versions come from lloyd_impl.h, included once per
+ * type; constants shared with Python live in tk_constants.h.
  *
  * Assignment. Rows are gathered in groups and transposed to (feature, row), so that a SIMD
  * vector holds one feature of VL rows; a register tile of RV vectors x CT centers accumulates
@@ -35,6 +37,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "tk_constants.h"
+
 /* Row vectors and centers per register tile. */
 #define RV 2
 #define CT 6
@@ -44,13 +48,30 @@
 #define CENTER_BYTES (64 * 1024)
 /* Bytes of shifted rows per group (kept within L1). */
 #define GROUP_BYTES (16 * 1024)
-#define PRUNE_MARGIN 1e-5
-/* Rows per stripe of the k-means++ gains (summed per stripe, then in stripe order). */
-#define KPP_STRIPE 8192
 /* Up to this many features, accumulation adds foreign rows to a scratch slot, branch-free. */
 #define ACC_SCRATCH_D 16
 
-int tk_abi_version(void) { return 4; }
+int tk_abi_version(void) { return TK_ABI_VERSION; }
+
+/* The instruction sets this build was compiled for (TK_ISA_* bits). */
+int tk_compiled_features(void) {
+#if defined(__AVX2__) && defined(__FMA__)
+    return TK_ISA_AVX2_FMA;
+#else
+    return 0;
+#endif
+}
+
+/* The instruction sets this processor (and its operating system) can run: the generic build
+ * answers it, so the loader knows whether the AVX2/FMA build may be loaded. */
+int tk_cpu_features(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? TK_ISA_AVX2_FMA : 0;
+#else
+    return 0;
+#endif
+}
 
 typedef void *(*tk_worker)(void *);
 

@@ -226,7 +226,7 @@ static inline __attribute__((always_inline)) void SUF(assign_rows)(SUF(tk_args) 
         goto done;
     }
     const T eps = (T)(T_EPS * 4.0 * (d > 1 ? sqrt((double)d) : 1.0));
-    const double up2 = (1.0 + PRUNE_MARGIN) * (1.0 + PRUNE_MARGIN);
+    const double up2 = (1.0 + TK_PRUNE_MARGIN) * (1.0 + TK_PRUNE_MARGIN);
     const T zero_shift[1] = {0};
     int64_t changed = 0;
     int64_t i = a->row0;
@@ -291,7 +291,7 @@ static inline __attribute__((always_inline)) void SUF(assign_rows)(SUF(tk_args) 
                 /* the distance recomputed by the function the pruned rows use, so a pruned
                  * pass gives the same values, bit for bit, as a full one */
                 a->dist[row] = SUF(sqdist)(a->x + row * a->ldx, a->craw + k * d, d);
-                if (a->lower_out) a->lower_out[row] = (double)sv[r] * (1.0 - PRUNE_MARGIN) + a->drift;
+                if (a->lower_out) a->lower_out[row] = (double)sv[r] * (1.0 - TK_PRUNE_MARGIN) + a->drift;
             }
             if (a->partials) SUF(add_to_stripes)(a, group_begin, i, d);
             continue;
@@ -324,7 +324,7 @@ static inline __attribute__((always_inline)) void SUF(assign_rows)(SUF(tk_args) 
             if (a->prev) changed += a->prev[row] != k;
             a->labels[row] = k;
             a->dist[row] = SUF(sqdist)(src, a->craw + k * d, d);
-            if (a->lower_out) a->lower_out[row] = lower * (1.0 - PRUNE_MARGIN) + a->drift;
+            if (a->lower_out) a->lower_out[row] = lower * (1.0 - TK_PRUNE_MARGIN) + a->drift;
         }
         if (a->partials) SUF(add_to_stripes)(a, group_begin, i, d);
     }
@@ -640,34 +640,34 @@ int64_t SUF(tk_lloyd)(int64_t n, int64_t d, int64_t k, const T *x, int64_t ldx, 
     if (!buf) return -1;
     T *shift = buf, *c = shift + d, *fresh = c + k * d, *csq = fresh + k * d, *gaps = csq + k;
     int64_t done = 0;
-    *status = 0;
-    if (mode == 2) iters = 1;
+    *status = TK_STATUS_RAN;
+    if (mode == TK_MODE_ASSIGN) iters = 1;
     while (done < iters) {
         const double t0 = SUF(seconds)();
         const double csq_max = SUF(tk_prepare)(k, d, centers, shift, c, csq);
-        /* (mode 1: the pass was done, no gaps needed) */
-        const int prune = lower && *bounds_valid && mode != 1;
+        /* (finishing: the pass was done, no gaps needed) */
+        const int prune = lower && *bounds_valid && mode != TK_MODE_FINISH;
         if (prune && SUF(tk_gaps)(k, d, centers, shift, c, csq, csq_max, exact, gaps, 1) != 0) {
             done = -1;
             break;
         }
         int64_t changed = given_changed, relocated = given_relocated;
-        if (mode != 1) {
+        if (mode != TK_MODE_FINISH) {
             memset(weights, 0, (size_t)k * sizeof(double));
             memset(counts, 0, (size_t)k * sizeof(double));
             memset(inertia, 0, (size_t)k * sizeof(double));
-            if (mode == 0) memset(sums, 0, (size_t)(k * d) * sizeof(double));
+            if (mode == TK_MODE_ITERATE) memset(sums, 0, (size_t)(k * d) * sizeof(double));
             changed = SUF(tk_pass)(n, d, k, x, ldx, w, shift, c, centers, csq, csq_max, exact,
                                    labels, prune ? gaps : NULL, lower, *drift, labels, dist,
-                                   mode == 0 ? sums : NULL, weights, counts, inertia,
-                                   assign_threads, sum_threads, 0, mode == 0 ? stripe : 0);
+                                   mode == TK_MODE_ITERATE ? sums : NULL, weights, counts, inertia,
+                                   assign_threads, sum_threads, 0, mode == TK_MODE_ITERATE ? stripe : 0);
             if (changed < 0) {
                 done = -1;
                 break;
             }
             if (lower) *bounds_valid = 1;
             if (!w) memcpy(counts, weights, (size_t)k * sizeof(double));
-            if (mode == 2) {
+            if (mode == TK_MODE_ASSIGN) {
                 hist[2] = (double)changed;
                 break;
             }
@@ -675,17 +675,17 @@ int64_t SUF(tk_lloyd)(int64_t n, int64_t d, int64_t k, const T *x, int64_t ldx, 
             int64_t empty = 0;
             for (int64_t q = 0; q < k; q++) empty += counts[q] == 0;
             if (empty) {
-                hist[5 * done + 2] = (double)changed;
-                *status = 2;
+                hist[TK_HISTORY_FIELDS * done + 2] = (double)changed;
+                *status = TK_STATUS_EMPTY;
                 break;
             }
         }
-        mode = 0;
+        mode = TK_MODE_ITERATE;
         double out[3];
         SUF(tk_update)(k, d, sums, weights, counts, inertia, shift, centers, fresh, out);
-        if (lower) *drift += sqrt(out[1]) * (1.0 + PRUNE_MARGIN);
+        if (lower) *drift += sqrt(out[1]) * (1.0 + TK_PRUNE_MARGIN);
         memcpy(centers, fresh, (size_t)(k * d) * sizeof(T));
-        double *h = hist + 5 * done;
+        double *h = hist + TK_HISTORY_FIELDS * done;
         h[0] = out[2];
         h[1] = out[0];
         h[2] = (double)changed;
@@ -694,7 +694,7 @@ int64_t SUF(tk_lloyd)(int64_t n, int64_t d, int64_t k, const T *x, int64_t ldx, 
         done++;
         given_changed = given_relocated = 0;
         if ((changed == 0 && relocated == 0) || out[0] <= tol) {
-            *status = 1;
+            *status = TK_STATUS_STOPPED;
             break;
         }
     }
@@ -802,7 +802,7 @@ typedef struct {
     int64_t *assign;
     int mode;
     int64_t row0, row1;
-    double *gain; /* (stripes, m): gains of each stripe of KPP_STRIPE rows */
+    double *gain; /* (stripes, m): gains of each stripe of TK_STRIPE_ROWS rows */
     const int64_t *pos; /* with mass: each row's canonical position */
     double *mass;       /* w_i closest_i by canonical position, kept up to date (or NULL) */
 } SUF(kpp_args);
@@ -841,7 +841,7 @@ static void *SUF(kpp_worker)(void *arg) {
              * at least sqrt(cl) from the row */
             if (cc[j * kc] >= cl) continue;
             const double dd = (double)SUF(sqdist)(xr, a->cand + j * d, d);
-            if (dd < cl) a->gain[(i / KPP_STRIPE) * m + j] += wi * (cl - dd);
+            if (dd < cl) a->gain[(i / TK_STRIPE_ROWS) * m + j] += wi * (cl - dd);
         }
     }
     return NULL;
@@ -871,7 +871,7 @@ static int SUF(kpp_step)(int64_t n, int64_t d, const T *x, int64_t ldx, const T 
     }
     /* gains are summed per stripe of rows, then stripe after stripe: the same value whatever
      * the number of threads; threads take whole stripes */
-    const int64_t nst = n > 0 ? (n + KPP_STRIPE - 1) / KPP_STRIPE : 1;
+    const int64_t nst = n > 0 ? (n + TK_STRIPE_ROWS - 1) / TK_STRIPE_ROWS : 1;
     int nt = nthreads < 1 ? 1 : (nthreads > 64 ? 64 : nthreads);
     if (nst < nt) nt = (int)nst;
     double *gains = (double *)calloc((size_t)(nst * (m > 0 ? m : 1)), sizeof(double));
@@ -885,7 +885,7 @@ static int SUF(kpp_step)(int64_t n, int64_t d, const T *x, int64_t ldx, const T 
                                 .mass = mass};
     SUF(kpp_args) args[64];
     for (int t = 0; t < nt; t++) {
-        const int64_t r0 = nst * t / nt * KPP_STRIPE, r1 = nst * (t + 1) / nt * KPP_STRIPE;
+        const int64_t r0 = nst * t / nt * TK_STRIPE_ROWS, r1 = nst * (t + 1) / nt * TK_STRIPE_ROWS;
         args[t] = base;
         args[t].row0 = r0 < n ? r0 : n;
         args[t].row1 = r1 < n ? r1 : n;

@@ -1,0 +1,48 @@
+"""Build of the native CPU kernels (everything else is in pyproject.toml).
+
+The kernels (src/torchkmeans/csrc/lloyd.c) are plain C called through ctypes, so they are built
+as setuptools extensions by ``build_ext`` when the package is built or installed (``pip install
+.``, ``pip install -e .``, ``python -m build``) and shipped inside the package:
+
+- ``torchkmeans._kernels_generic``: the baseline instruction set of the target (x86-64: SSE2),
+  runs on any CPU of the architecture (the only variant on aarch64, macOS arm64, ...);
+- ``torchkmeans._kernels_avx2``: the same source with AVX2 and FMA (x86-64 only), loaded only
+  when the generic build reports that the processor supports both.
+
+No ``-march=native``: a wheel runs on any x86-64 CPU. Both extensions are optional: without a C
+compiler the install still succeeds, and torchkmeans runs its PyTorch engine (and says so once).
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+from setuptools import Extension, setup
+
+_SOURCES = ["src/torchkmeans/csrc/lloyd.c"]
+_DEPENDS = ["src/torchkmeans/csrc/lloyd_impl.h", "src/torchkmeans/csrc/tk_constants.h"]
+
+
+def _kernel(name: str, flags: list[str]) -> Extension:
+    compile_args, link_args = [], []
+    if sys.platform != "win32":
+        compile_args = ["-O3", "-std=gnu11", "-fno-math-errno", "-pthread", *flags]
+        link_args = ["-pthread"]
+    return Extension(
+        f"torchkmeans._kernels_{name}",
+        sources=_SOURCES,
+        depends=_DEPENDS,
+        include_dirs=["src/torchkmeans/csrc"],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+        optional=True,  # no compiler: install anyway, the PyTorch engine runs
+    )
+
+
+_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+extensions = [_kernel("generic", [])]
+if _X86_64 and sys.platform != "win32":
+    extensions.append(_kernel("avx2", ["-mavx2", "-mfma"]))
+
+setup(ext_modules=extensions)
