@@ -196,7 +196,7 @@ def test_a_dying_rank_ends_the_job(tmp_path):
         "import os, numpy as np, torch.distributed as dist\n"
         "import torchkmeans\n"
         "dist.init_process_group('gloo')\n"
-        "import torchkmeans._lloyd as L\n"
+        "import torchkmeans._statistics as L\n"
         "orig = L.LloydStats.reduce_\n"
         "def reduce_(self, comm):\n"
         "    if dist.get_rank() == 1:\n"

@@ -6,14 +6,24 @@ import numpy as np
 import pytest
 import torch
 
-from torchkmeans import KMeans, _native, kmeans_plusplus
+from torchkmeans import KMeans, kmeans_plusplus
+from torchkmeans._bounds import Bounds, Workspace
 from torchkmeans._distance import PreparedCenters
-from torchkmeans._lloyd import Bounds, Workspace, accumulate, half_gaps
+from torchkmeans._engines import _kernels, _library
+from torchkmeans._engines.dispatch import engine_for
+from torchkmeans._engines.native_engine import NativeEngine
+from torchkmeans._engines.torch_engine import half_gaps
 from torchkmeans._sources import TensorSource
 
 needs_native = pytest.mark.skipif(
-    not _native.available(), reason="installed without the native kernels (no C compiler at build time)"
+    _library.library() is None,
+    reason="installed without the native kernels (no C compiler at build time)",
 )
+
+
+def accumulate(src, pc, labels, ws, **kw):
+    """A pass by the engine TORCHKMEANS_NATIVE selects."""
+    return engine_for(src.device, src.dtype, pc.metric).accumulate(src, pc, labels, ws, **kw)
 
 
 def _blobs(n, d, k, dtype, seed=0):
@@ -159,7 +169,6 @@ def _brute(X, centers):
 def test_native_kmeans_plusplus_step_is_exact(d, weighted):
     """Gains (potential drops) of candidates and the update of closest distances, with the
     triangle-inequality skips, equal brute force."""
-    lib = _native.library()
     rng = np.random.default_rng(6)
     X = torch.as_tensor(_blobs(3000, d, 20, np.float64, seed=6))
     chosen = X[rng.choice(3000, 15, replace=False)].contiguous()
@@ -169,22 +178,20 @@ def test_native_kmeans_plusplus_step_is_exact(d, weighted):
     assign = torch.as_tensor(dist.argmin(axis=1)).contiguous()
     w = torch.as_tensor(rng.random(3000)) if weighted else None
     gain = torch.zeros(6, dtype=torch.float64)
-    status = lib.tk_kpp_f64(
-        3000, d, X.data_ptr(), d, None if w is None else w.data_ptr(), cand.data_ptr(), 6,
-        chosen.data_ptr(), 15, closest.data_ptr(), assign.data_ptr(), 0, 0, gain.data_ptr(), 2,
+    _kernels.kmeans_plusplus_step(
+        x=X, w=w, candidates=cand, centers=chosen, closest=closest, assign=assign, new_id=0,
+        mode=0, gain=gain, threads=2,
     )  # fmt: skip
-    assert status == 0
     dc = _brute(X.numpy(), cand.numpy())
     drop = np.maximum(0.0, closest.numpy()[:, None] - dc)
     if w is not None:
         drop *= w.numpy()[:, None]
     np.testing.assert_allclose(gain.numpy(), drop.sum(axis=0), rtol=1e-10)
     # add candidate 2 as center 15
-    status = lib.tk_kpp_f64(
-        3000, d, X.data_ptr(), d, None, cand[2:3].data_ptr(), 1, chosen.data_ptr(), 15,
-        closest.data_ptr(), assign.data_ptr(), 15, 1, gain.data_ptr(), 2,
+    _kernels.kmeans_plusplus_step(
+        x=X, w=None, candidates=cand[2:3].contiguous(), centers=chosen, closest=closest,
+        assign=assign, new_id=15, mode=1, gain=gain, threads=2,
     )  # fmt: skip
-    assert status == 0
     full = np.concatenate([dist, dc[:, 2:3]], axis=1)
     np.testing.assert_allclose(closest.numpy(), full.min(axis=1), rtol=1e-12, atol=1e-12)
     better = dc[:, 2] < dist.min(axis=1)
@@ -279,12 +286,12 @@ def test_subnormal_weights_never_give_nan_centers(native, monkeypatch):
 
 def _fit_both_loops(monkeypatch, X, k, **params):
     """The same fit through NativeLoop (whole loop in one call) and the per-pass loop."""
-    from torchkmeans import _lloyd
+    from torchkmeans._engines import native_engine
 
     w = params.pop("sample_weight", None)
     fits = []
-    for work in (_lloyd._NATIVE_LOOP_WORK, 0):
-        monkeypatch.setattr(_lloyd, "_NATIVE_LOOP_WORK", work)
+    for work in (native_engine.LOOP_WORK, 0):
+        monkeypatch.setattr(native_engine, "LOOP_WORK", work)
         fits.append(KMeans(k, **params).fit(X, sample_weight=w))
     return fits
 
@@ -382,11 +389,11 @@ def test_native_half_gaps_bound_the_true_gaps(d, dtype):
     """The native half gaps (an assignment pass over the centers) never exceed half the
     distance to the nearest other center, stay within rounding of it, and are zero for a
     duplicated center."""
-    from torchkmeans._lloyd import _native_gaps, prepare_centers
+    engine = NativeEngine()
 
     c = torch.as_tensor(_blobs(60, d, 5, np.float64, seed=d), dtype=dtype) + 100.0
     c[7] = c[3]  # a duplicate
-    gaps = _native_gaps(prepare_centers(c, "euclidean")).to(torch.float64)
+    gaps = engine.half_gaps(engine.prepare_centers(c, "euclidean"), c.dtype).to(torch.float64)
     c64 = c.to(torch.float64)
     true = ((c64[:, None] - c64[None]) ** 2).sum(-1).sqrt().fill_diagonal_(float("inf"))
     true = true.amin(dim=1) / 2
@@ -395,7 +402,7 @@ def test_native_half_gaps_bound_the_true_gaps(d, dtype):
     keep = true > 0
     rel = 1e-3 if dtype == torch.float32 else 2e-5  # (the pruning margin, and rounding)
     assert bool((gaps[keep] >= true[keep] * (1 - rel)).all())
-    one = _native_gaps(prepare_centers(c[:1], "euclidean"))
+    one = engine.half_gaps(engine.prepare_centers(c[:1], "euclidean"), c.dtype)
     assert bool(torch.isinf(one).all())
 
 

@@ -16,24 +16,17 @@ from typing import Any
 
 import torch
 
-from . import _native
+from ._bounds import Bounds, Workspace
 from ._checkpoint import BestRun, Checkpoint, FitState, data_fingerprint
 from ._distance import PreparedCenters, prepare_rows
 from ._distributed import SINGLE, Comm
+from ._engines._kernels import Mode, Status
+from ._engines.dispatch import engine_for
+from ._engines.torch_engine import WholeLoop
 from ._init import kmeans_parallel_, kmeans_plusplus_, random_rows_
-from ._lloyd import (
-    Bounds,
-    LloydStats,
-    NativeLoop,
-    Workspace,
-    accumulate,
-    native_block_rows,
-    native_chunks,
-    prepare_centers,
-    relocate_empty_clusters,
-    update,
-)
+from ._relocation import relocate_empty_clusters
 from ._sources import Source, TensorSource, sample_indices
+from ._statistics import LloydStats
 from .exceptions import ConvergenceWarning
 
 logger = logging.getLogger(__name__)
@@ -73,29 +66,8 @@ def data_moments(
     s1 = torch.zeros(1, d, dtype=torch.float64, device=source.device)
     s2 = torch.zeros(1, d, dtype=torch.float64, device=source.device)
     total = torch.zeros(1, dtype=torch.float64, device=source.device)
-    zero = torch.zeros(source.chunk_size, dtype=torch.long, device=source.device)
-    first64: torch.Tensor | None = None
-    if (
-        metric == "euclidean"
-        and source.device.type == "cpu"
-        and _native.supports_dtype(source.dtype)
-    ):
-        first64 = _native_moments(source, s1, s2, total)
-    for chunk in source.chunks() if first64 is None else ():
-        m = chunk.x.shape[0]
-        y = prepare_rows(chunk.x, metric, None).to(torch.float64)
-        if first64 is None:
-            first64 = y[0].clone()
-        y = torch.sub(y, first64)  # a new tensor: y may be the caller's float64 data
-        if chunk.w is None:  # (multiplying by weights of one would change nothing but memory)
-            total.index_add_(0, zero[:m], torch.ones(m, dtype=torch.float64, device=y.device))
-            s1.index_add_(0, zero[:m], y)
-            s2.index_add_(0, zero[:m], y.mul_(y))
-        else:
-            w = chunk.w.to(torch.float64)[:, None]
-            total.index_add_(0, zero[:m], w[:, 0])
-            s1.index_add_(0, zero[:m], y * w)
-            s2.index_add_(0, zero[:m], y.mul_(y).mul_(w))
+    engine = engine_for(source.device, source.dtype, metric)
+    first64 = engine.moment_sums(source, metric, s1, s2, total)
     if comm.distributed:
         return _combine_moments(source, s1[0], s2[0], total, first64, comm)
     assert first64 is not None
@@ -103,28 +75,6 @@ def data_moments(
     variance = (s2[0] / total - mean_shift * mean_shift).clamp_min(0.0)
     mean = (first64 + mean_shift).to(source.dtype)
     return mean, float(variance.mean()), float(total[0])
-
-
-def _native_moments(
-    source: Source, s1: torch.Tensor, s2: torch.Tensor, total: torch.Tensor
-) -> torch.Tensor | None:
-    """:func:`data_moments`' sums by the native kernel (the same sums in the same row order; a
-    fused multiply-add may round the last bit differently), over the blocks the native pass
-    reads. Returns the first row (float64), None without rows."""
-    lib = _native.library()
-    assert lib is not None
-    dtype, d = source.dtype, source.n_features
-    fn = lib.tk_moments_f32 if dtype == torch.float32 else lib.tk_moments_f64
-    first64: torch.Tensor | None = None
-    for _, x, w in native_chunks(source, native_block_rows(source, 1)):
-        m = int(x.shape[0])
-        if first64 is None:
-            first64 = x[0].to(torch.float64)
-        fn(
-            m, d, x.data_ptr(), x.stride(0) if m > 1 else d, None if w is None else w.data_ptr(),
-            first64.data_ptr(), s1.data_ptr(), s2.data_ptr(), total.data_ptr(),
-        )  # fmt: skip
-    return first64
 
 
 def _combine_moments(
@@ -238,9 +188,11 @@ def lloyd_(
     (recorded in ``history``) are already done when a fit resumes.
     """
     history = [] if history is None else history
-    if NativeLoop.applies(source, centers.shape[0], metric, workspace, comm):
+    engine = engine_for(source.device, source.dtype, metric)
+    loop = engine.whole_loop(source, centers.shape[0], metric, labels, workspace, bounds, comm)
+    if loop is not None:
         return _lloyd_native(
-            NativeLoop(source, centers.shape[0], labels, workspace, bounds),
+            loop,
             centers,
             max_iter=max_iter,
             tol=tol,
@@ -252,11 +204,11 @@ def lloyd_(
     n_iter = start
     for it in range(start, max_iter):
         t0 = time.perf_counter()
-        pc = prepare_centers(centers, metric)
-        stats = accumulate(source, pc, labels, workspace, bounds=bounds)
+        pc = engine.prepare_centers(centers, metric)
+        stats = engine.accumulate(source, pc, labels, workspace, bounds=bounds)
         stats.reduce_(comm)  # the one collective of an iteration
         relocated = relocate_empty_clusters(stats, source, pc, workspace, comm, labels)
-        new, shift, largest, inertia = update(stats, pc)
+        new, shift, largest, inertia = engine.update(stats, pc)
         if bounds is not None:
             bounds.age(largest)
         changed = int(stats.changed)
@@ -307,7 +259,7 @@ _NATIVE_LOOP_CALL = 1024
 
 
 def _lloyd_native(
-    loop: NativeLoop,
+    loop: WholeLoop,
     centers: torch.Tensor,
     *,
     max_iter: int,
@@ -317,26 +269,28 @@ def _lloyd_native(
     history: list[dict[str, Any]],
     on_iteration: IterationHook | None,
 ) -> tuple[torch.Tensor, int, list[dict[str, Any]]]:
-    """:func:`lloyd_` through :class:`NativeLoop`: all iterations in one call, or one per call
-    when ``on_iteration`` must see each (checkpoints); the arithmetic is the same either way."""
+    """:func:`lloyd_` through an engine's whole-loop runner (the native engine's
+    :class:`~torchkmeans._engines.native_engine.NativeLoop`): all iterations in one call, or
+    one per call when ``on_iteration`` must see each (checkpoints); the arithmetic is the same either way."""
     centers = centers.clone(memory_format=torch.contiguous_format)
-    it, mode, given = start, 0, (0, 0)
+    it, mode, given = start, Mode.ITERATE, (0, 0)
     while it < max_iter:
         used = centers.clone() if on_iteration is not None else None
         # (at most _NATIVE_LOOP_CALL iterations per call: the history buffer stays small)
         steps = 1 if on_iteration is not None else min(max_iter - it, _NATIVE_LOOP_CALL)
         done, status, hist = loop.run(centers, mode, steps, tol, given)
-        mode, given = 0, (0, 0)
+        mode, given = Mode.ITERATE, (0, 0)
         for row in hist[:done].tolist():
             it += 1
             _record(history, progress, it, row[0], row[1], int(row[2]), int(row[3]), row[4])
         if on_iteration is not None and done:
             assert used is not None
-            on_iteration(it, used, centers.clone(), history, status == 1 or it == max_iter)
-        if status == 1:
+            stopped = status == Status.STOPPED or it == max_iter
+            on_iteration(it, used, centers.clone(), history, stopped)
+        if status == Status.STOPPED:
             break
-        if status == 2:  # the pass of iteration it + 1 left clusters empty: refill them here
-            mode, given = 1, (int(hist[done, 2]), loop.relocate(centers))
+        if status == Status.EMPTY:  # the pass of iteration it + 1 left clusters empty: refill
+            mode, given = Mode.FINISH, (int(hist[done, 2]), loop.relocate(centers))
     return centers, it, history
 
 
@@ -350,10 +304,12 @@ def final_pass(
     comm: Comm = SINGLE,
 ) -> LloydStats:
     """Assign every row to ``centers`` (labels agree with predict); no center update."""
-    if NativeLoop.applies(source, centers.shape[0], metric, workspace, comm):
-        return NativeLoop(source, centers.shape[0], labels, workspace, bounds).assign(centers)
+    engine = engine_for(source.device, source.dtype, metric)
+    loop = engine.whole_loop(source, centers.shape[0], metric, labels, workspace, bounds, comm)
+    if loop is not None:
+        return loop.assign(centers)
     pc = PreparedCenters(centers, metric, None)
-    stats = accumulate(source, pc, labels, workspace, update=False, bounds=bounds)
+    stats = engine.accumulate(source, pc, labels, workspace, update=False, bounds=bounds)
     stats.reduce_(comm)
     return stats
 
@@ -384,8 +340,7 @@ def fit(
     """
     mean, variance, _ = data_moments(source, metric, comm)
     tol_abs = tol * variance
-    workspace = Workspace(source.chunk_size, n_clusters, source.dtype, source.device)
-    workspace.keep_distances(source)
+    workspace = engine_for(source.device, source.dtype, metric).workspace(source, n_clusters)
     labels = torch.empty(source.n_samples, dtype=torch.long, device=source.device)
     use_bounds = PRUNE and Bounds.affordable(source)
     shift = mean if metric == "euclidean" else None

@@ -14,12 +14,12 @@ import torch
 
 from . import _validation as v
 from . import exceptions
+from ._bounds import Workspace
 from ._checkpoint import Checkpoint, describe_init
 from ._core import FitResult, InitSpec, final_pass, fit
 from ._distance import PreparedCenters, pairwise, prepare_rows
 from ._distributed import SINGLE, Comm, get_comm
 from ._init import kmeans_plusplus_
-from ._lloyd import Workspace
 from ._sources import BatchSource, Source, TensorSource, default_chunk_size
 from .exceptions import DataError, ParameterError, TorchKMeansError
 

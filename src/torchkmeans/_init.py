@@ -16,13 +16,13 @@ import math
 
 import torch
 
-from . import _native
 from ._distance import PreparedCenters, pairwise, partial_scores, prepare_rows
 from ._distributed import SINGLE, Comm
+from ._engines import dispatch
 from ._sources import TensorSource
 
 
-def _uniform(generator: torch.Generator, n: int, device: torch.device) -> torch.Tensor:
+def uniform(generator: torch.Generator, n: int, device: torch.device) -> torch.Tensor:
     return torch.rand(n, generator=generator, dtype=torch.float64).to(device)
 
 
@@ -31,7 +31,7 @@ _ORDER_SEED = 20240607
 
 
 @functools.lru_cache(maxsize=64)
-def _direction(d: int) -> torch.Tensor:
+def order_direction(d: int) -> torch.Tensor:
     """The fixed random direction of the canonical order for ``d`` features (CPU, float64)."""
     g = torch.Generator().manual_seed(_ORDER_SEED)
     return torch.randn(d, dtype=torch.float64, generator=g)
@@ -41,22 +41,14 @@ def canonical_order(source: TensorSource, metric: str = "euclidean") -> torch.Te
     """A permutation of the rows that depends on their values only (ties: identical rows).
 
     Rows (for cosine: rows normalized to unit length) are sorted by their dot product with a
-    fixed random direction, computed in float64.
+    fixed random direction, computed in float64 (by the engine of the source).
     """
-    direction = _direction(source.n_features)
-    x = _native_rows(source, metric)
-    if x is not None:
-        # natively: keys summed feature by feature, a stable radix sort (the same order up to
-        # keys within rounding of each other)
-        lib = _native.library()
-        assert lib is not None
-        fn = lib.tk_order_f32 if x.dtype == torch.float32 else lib.tk_order_f64
-        order = torch.empty(source.n_samples, dtype=torch.long)
-        n = source.n_samples
-        if fn(n, source.n_features, x.data_ptr(), x.stride(0) if n > 1 else 1,
-              direction.data_ptr(), order.data_ptr()) != 0:  # fmt: skip
-            raise MemoryError("the native canonical-order kernel could not allocate its buffers")
-        return order
+    return dispatch.engine_for(source.device, source.dtype, metric).canonical_order(source, metric)
+
+
+def canonical_order_torch(source: TensorSource, metric: str) -> torch.Tensor:
+    """:func:`canonical_order` in PyTorch (any device)."""
+    direction = order_direction(source.n_features)
     direction = direction.to(source.device)
     keys = torch.empty(source.n_samples, dtype=torch.float64, device=source.device)
     for chunk in source.chunks():
@@ -137,13 +129,13 @@ def _distances_to(
 # Candidate potentials this close count as tied; the first candidate drawn wins. Potentials are
 # sums whose last bits depend on the row order, so an exact comparison would let the storage
 # order of the rows decide between equally good candidates.
-_POTENTIAL_RTOL = 1e-10
+POTENTIAL_RTOL = 1e-10
 
 
 def _first_minimum(values: torch.Tensor) -> int:
-    """Index of the first value within ``_POTENTIAL_RTOL`` of the minimum."""
+    """Index of the first value within ``POTENTIAL_RTOL`` of the minimum."""
     low = values.min()
-    within = values <= low + _POTENTIAL_RTOL * low.abs()
+    within = values <= low + POTENTIAL_RTOL * low.abs()
     return int(within.nonzero()[0, 0])
 
 
@@ -164,18 +156,34 @@ def kmeans_plusplus_(
     Returns ``(centers, indices)``. Extra memory: a few float64 vectors of length n_samples plus
     one chunk. Prior validation of data is assumed.
     """
-    n, device = source.n_samples, source.device
     if n_local_trials is None:
         n_local_trials = 2 + int(math.log(n_clusters))
-    if not comm.distributed and _native_rows(source, metric) is not None:
-        return _kmeans_plusplus_native(source, n_clusters, generator, n_local_trials)
+    engine = dispatch.engine_for(source.device, source.dtype, metric)
+    return engine.kmeans_plusplus(
+        source, n_clusters, generator, metric=metric, shift=shift,
+        n_local_trials=n_local_trials, comm=comm,
+    )  # fmt: skip
+
+
+def kmeans_plusplus_torch(
+    source: TensorSource,
+    n_clusters: int,
+    generator: torch.Generator,
+    *,
+    metric: str,
+    shift: torch.Tensor | None,
+    n_local_trials: int,
+    comm: Comm,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`kmeans_plusplus_` in PyTorch (any device, any number of processes)."""
+    n, device = source.n_samples, source.device
     # Length-n vectors kept: order (int64), closest and cumulative (float64), and the sorted
     # weights when weighted; everything else is per chunk.
     order = canonical_order(source, metric)
     sw = source.sample_weight
     w_sorted = None if sw is None else sw.to(torch.float64)[order]
     cumulative = _cumulative_weights(w_sorted, n, device)
-    first_row, first = draw_rows(source, order, cumulative, _uniform(generator, 1, device), comm)
+    first_row, first = draw_rows(source, order, cumulative, uniform(generator, 1, device), comm)
     indices = [first]
     centers = [first_row]
 
@@ -198,7 +206,7 @@ def kmeans_plusplus_(
         if w_sorted is not None:
             cumulative.mul_(w_sorted)
         cumulative.cumsum_(0)
-        u = _uniform(generator, n_local_trials, device)
+        u = uniform(generator, n_local_trials, device)
         local_mass = cumulative[-1:] if n else torch.zeros(1, dtype=torch.float64, device=device)
         mass = comm.all_reduce_(local_mass.clone())
         if not bool(mass[0] > 0):
@@ -231,63 +239,6 @@ def kmeans_plusplus_(
         indices.append(candidates[best : best + 1])
         centers.append(best_row)
     return torch.cat(centers), torch.cat(indices)
-
-
-# Work (rows x candidates x features) below which a native call stays on the calling thread.
-_NATIVE_THREAD_WORK = 1 << 17
-
-
-def _native_rows(source: TensorSource, metric: str) -> torch.Tensor | None:
-    """The rows as one CPU tensor the native k-means++ kernel can read in place, or None."""
-    x = source.X
-    if (
-        not isinstance(x, torch.Tensor)
-        or x.dtype != source.dtype
-        or source.device.type != "cpu"
-        or x.ndim != 2
-        or (x.shape[0] > 1 and x.stride(1) != 1)
-        or not _native.supports(x, metric)
-    ):
-        return None
-    return x
-
-
-def _kmeans_plusplus_native(
-    source: TensorSource,
-    n_clusters: int,
-    generator: torch.Generator,
-    n_local_trials: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`kmeans_plusplus_` on CPU rows in one native call (one process, Euclidean).
-
-    The same draws (canonical order, inverse CDF, the same uniform numbers) and the same choice
-    (lowest potential, first within ``_POTENTIAL_RTOL``). Each row keeps the index of its
-    closest chosen center, so a candidate at least twice as far from that center as the row is
-    skipped for the row (triangle inequality, as in Raff 2021): later steps read few rows.
-    Distances are exact differences, so a row on a center is at distance zero.
-    """
-    lib = _native.library()
-    x = _native_rows(source, "euclidean")
-    assert lib is not None and x is not None
-    dtype = source.dtype
-    fn = lib.tk_kpp_all_f32 if dtype == torch.float32 else lib.tk_kpp_all_f64
-    n, d = source.n_samples, source.n_features
-    sw = source.sample_weight
-    w = None if sw is None else sw.to(dtype).contiguous()
-    order = canonical_order(source, "euclidean")
-    # every draw of the loop, in the order the loop uses them (the generator's stream is the
-    # same whether it is drawn at once or step by step)
-    u = _uniform(generator, 1 + (n_clusters - 1) * n_local_trials, source.device)
-    centers = torch.empty(n_clusters, d, dtype=dtype)
-    indices = torch.empty(n_clusters, dtype=torch.long)
-    status = fn(
-        n, d, x.data_ptr(), x.stride(0) if n > 1 else d, None if w is None else w.data_ptr(),
-        order.data_ptr(), u.data_ptr(), n_clusters, n_local_trials, centers.data_ptr(),
-        indices.data_ptr(), _POTENTIAL_RTOL, max(1, torch.get_num_threads()), _NATIVE_THREAD_WORK,
-    )  # fmt: skip
-    if status != 0:
-        raise MemoryError("the native k-means++ kernel could not allocate its buffers")
-    return centers, indices
 
 
 def _cumulative_weights(
@@ -325,7 +276,7 @@ def random_rows_(
     indices: list[torch.Tensor] = []
     redraws = 0
     while len(rows) < n_clusters:
-        row, idx = draw_rows(source, order, cumulative, _uniform(generator, 1, source.device), comm)
+        row, idx = draw_rows(source, order, cumulative, uniform(generator, 1, source.device), comm)
         if rows and redraws < _MAX_REDRAWS and bool((torch.cat(rows) == row).all(dim=1).any()):
             redraws += 1
             continue
@@ -368,7 +319,7 @@ def kmeans_parallel_(
     sw = source.sample_weight
     w64 = None if sw is None else sw.to(torch.float64)
     cumulative = _cumulative_weights(None if w64 is None else w64[order], n, device)
-    first, _ = draw_rows(source, order, cumulative, _uniform(generator, 1, device), comm)
+    first, _ = draw_rows(source, order, cumulative, uniform(generator, 1, device), comm)
     base_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     coins = torch.Generator().manual_seed(base_seed + 1_000_003 * comm.rank)
     candidates = [first]

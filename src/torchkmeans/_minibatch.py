@@ -23,9 +23,11 @@ from typing import Any
 import torch
 
 from . import _validation as v
+from ._bounds import Workspace
 from ._core import _sample_shard, data_moments, init_centers
 from ._distance import PreparedCenters, prepare_rows
 from ._distributed import SINGLE, Comm, get_comm
+from ._engines.dispatch import engine_for
 from ._estimator import _KMeansBase
 from ._functional import (
     Prepared,
@@ -37,7 +39,6 @@ from ._functional import (
     resolve_init,
 )
 from ._init import canonical_order, random_rows_, sample_by_cdf
-from ._lloyd import Workspace, accumulate
 from ._sources import BatchSource, Source, TensorSource, sample_indices
 
 
@@ -72,7 +73,7 @@ def minibatch_step(
     """
     old = state.centers
     pc = PreparedCenters(old, metric, None)
-    stats = accumulate(batch, pc, None, workspace)
+    stats = engine_for(batch.device, batch.dtype, metric).accumulate(batch, pc, None, workspace)
     stats.reduce_(comm)
     acc = stats.sums.dtype
     bw = stats.weights

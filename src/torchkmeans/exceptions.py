@@ -13,8 +13,9 @@ already catch, so ``except ValueError`` keeps working::
         └── CheckpointError (ValueError)        a checkpoint of another fit, or unreadable
 
     UserWarning
-    └── sklearn.exceptions.ConvergenceWarning
-        └── ConvergenceWarning                  fewer distinct points than clusters, ...
+    ├── sklearn.exceptions.ConvergenceWarning
+    │   └── ConvergenceWarning                  fewer distinct points than clusters, ...
+    └── EngineWarning                           the native kernels are missing (slower fits)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "CheckpointError",
     "ConvergenceWarning",
     "DataError",
+    "EngineWarning",
     "ModelFileError",
     "NotFittedError",
     "ParameterError",
@@ -65,3 +67,8 @@ class CheckpointError(TorchKMeansError, ValueError):
 
 class ConvergenceWarning(_SkConvergenceWarning):
     """The fit finished but the result is degenerate (for example duplicate points)."""
+
+
+class EngineWarning(UserWarning):
+    """torchkmeans runs its slower PyTorch engine on the CPU because the native kernels are
+    missing (it was installed without a C compiler). Emitted once per process."""

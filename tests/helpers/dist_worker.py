@@ -121,7 +121,7 @@ def run(rank: int, world: int, port: int, out: str, scenario: str) -> None:
                 lambda: KMeans(N + 1, distributed=True).fit(Xs),
             )
             # checkpoint: every rank stops at the same reduction, rank 0's file resumes
-            import torchkmeans._lloyd as lloyd
+            import torchkmeans._statistics as lloyd
 
             ckpt = Path(out) / "fit.ckpt"
             params = dict(n_clusters=K, init="random", n_init=2, tol=0.0, random_state=5)

@@ -37,8 +37,8 @@ VARIANTS = {
 }
 INSTALL_HINT = (
     "install a C compiler (gcc or clang; e.g. `apt install gcc`, `xcode-select --install`) "
-    'and reinstall torchkmeans (`pip install --force-reinstall --no-deps --no-binary torchkmeans '
-    'torchkmeans`, or `pip install -e .` in a checkout)'
+    "and reinstall torchkmeans (`pip install --force-reinstall --no-deps --no-binary torchkmeans "
+    "torchkmeans`, or `pip install -e .` in a checkout)"
 )
 
 

@@ -1,0 +1,61 @@
+"""The one place that decides which engine runs the Lloyd pass (and its layout, update,
+moments, order and k-means++) for some data.
+
+:func:`engine_for` decides, from the compute device, dtype and metric:
+
+- :class:`~.native_engine.NativeEngine` (``native_engine.py`` + ``../csrc/``): CPU,
+  float32/float64, Euclidean, when the kernels compiled at install are loaded;
+- :class:`~.torch_engine.TorchEngine` (``torch_engine.py``): everything else: CUDA and any
+  torch device, cosine, float16/bfloat16 compute, and the CPU when the kernels are missing or
+  turned off with ``TORCHKMEANS_NATIVE=0``. Same algorithm, results equal up to rounding.
+
+When the kernels are missing (torchkmeans was installed without a C compiler), the first fit
+that would have used them warns once (:class:`~torchkmeans.exceptions.EngineWarning`).
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import torch
+
+from . import _library
+from .native_engine import NativeEngine
+from .torch_engine import TorchEngine
+
+Engine = TorchEngine  # the interface; NativeEngine extends it
+
+TORCH = TorchEngine()
+NATIVE = NativeEngine()
+_NATIVE_DTYPES = (torch.float32, torch.float64)
+
+_warned = threading.Event()
+
+
+def engine_for(device: torch.device, dtype: torch.dtype, metric: str) -> TorchEngine:
+    """The engine for data of ``dtype`` computed on ``device`` with ``metric``."""
+    if device.type != "cpu" or dtype not in _NATIVE_DTYPES or metric != "euclidean":
+        return TORCH
+    status = _library.status()
+    if status.library is not None:
+        return NATIVE
+    if status.missing and not _warned.is_set():
+        _warned.set()
+        warnings.warn(_missing_message(status.reason), _engine_warning(), stacklevel=2)
+    return TORCH
+
+
+def _missing_message(reason: str) -> str:
+    return (
+        f"torchkmeans is running its PyTorch engine on the CPU: {reason}. Results are the same "
+        "up to floating-point rounding, but fits are slower (typically 2-10x). To get the "
+        f"native engine, {_library.INSTALL_HINT}; check with torchkmeans.show_config(). "
+        "Set TORCHKMEANS_NATIVE=0 to choose the PyTorch engine and silence this warning."
+    )
+
+
+def _engine_warning() -> type[Warning]:
+    from ..exceptions import EngineWarning
+
+    return EngineWarning
