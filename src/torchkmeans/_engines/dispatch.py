@@ -15,8 +15,10 @@ that would have used them warns once (:class:`~torchkmeans.exceptions.EngineWarn
 
 from __future__ import annotations
 
+import sys
 import threading
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -42,7 +44,9 @@ def engine_for(device: torch.device, dtype: torch.dtype, metric: str) -> TorchEn
         return NATIVE
     if status.missing and not _warned.is_set():
         _warned.set()
-        warnings.warn(_missing_message(status.reason), _engine_warning(), stacklevel=2)
+        warnings.warn(
+            _missing_message(status.reason), _engine_warning(), stacklevel=_caller_level()
+        )
     return TORCH
 
 
@@ -53,6 +57,18 @@ def _missing_message(reason: str) -> str:
         f"native engine, {_library.INSTALL_HINT}; check with torchkmeans.show_config(). "
         "Set TORCHKMEANS_NATIVE=0 to choose the PyTorch engine and silence this warning."
     )
+
+
+_PACKAGE = str(Path(__file__).resolve().parent.parent)
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside torchkmeans (the user's call)."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def _engine_warning() -> type[Warning]:
