@@ -53,6 +53,8 @@ class NativeStatus:
     reason: str
     # True when the kernels are missing although nobody asked for that (the fit warns once).
     missing: bool = False
+    # False when the package holds no kernels (installed without a C compiler).
+    built: bool = True
 
 
 _lock = threading.Lock()
@@ -112,6 +114,7 @@ def _load(choice: str) -> NativeStatus:
             "torchkmeans was installed without its native kernels (no C compiler was found "
             "when it was built)",
             missing=True,
+            built=False,
         )
     try:
         lib = _open(generic)

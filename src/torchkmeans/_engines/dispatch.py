@@ -44,18 +44,17 @@ def engine_for(device: torch.device, dtype: torch.dtype, metric: str) -> TorchEn
         return NATIVE
     if status.missing and not _warned.is_set():
         _warned.set()
-        warnings.warn(
-            _missing_message(status.reason), _engine_warning(), stacklevel=_caller_level()
-        )
+        warnings.warn(_missing_message(status), _engine_warning(), stacklevel=_caller_level())
     return TORCH
 
 
-def _missing_message(reason: str) -> str:
+def _missing_message(status: _library.NativeStatus) -> str:
+    fix = _library.INSTALL_HINT if status.built is False else "reinstall torchkmeans"
     return (
-        f"torchkmeans is running its PyTorch engine on the CPU: {reason}. Results are the same "
-        "up to floating-point rounding, but fits are slower (typically 2-10x). To get the "
-        f"native engine, {_library.INSTALL_HINT}; check with torchkmeans.show_config(). "
-        "Set TORCHKMEANS_NATIVE=0 to choose the PyTorch engine and silence this warning."
+        f"torchkmeans is running its PyTorch engine on the CPU: {status.reason}. Results are "
+        "the same up to floating-point rounding, but fits are slower (typically 2-10x). To get "
+        f"the native engine, {fix}; check with torchkmeans.show_config(). Set "
+        "TORCHKMEANS_NATIVE=0 to choose the PyTorch engine and silence this warning."
     )
 
 
