@@ -1,12 +1,49 @@
 """The command line: demo (the main job), usage errors, python -m."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import torchkmeans
 from torchkmeans.cli import main
+
+HEAVY = ("torch", "numpy", "sklearn")
+
+
+def _env():
+    """The environment of a child interpreter that imports this checkout's torchkmeans."""
+    src = str(Path(torchkmeans.__file__).resolve().parents[1])
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+
+
+def _main_in_fresh_interpreter(*argv):
+    """``main(argv)`` in a new interpreter; returns (exit code, stdout, the heavy modules that
+    were imported)."""
+    code = (
+        "import sys\n"
+        "from torchkmeans.cli import main\n"
+        "try:\n"
+        "    code = main(sys.argv[1:])\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "print('imported:', ','.join(heavy), file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
+    imported = out.stderr.strip().splitlines()[-1]
+    assert imported.startswith("imported:"), out.stderr
+    return out.returncode, out.stdout, [m for m in imported[9:].strip().split(",") if m]
 
 
 def test_demo_prints_summary_and_writes_plot(tmp_path, capsys):
@@ -334,6 +371,29 @@ def test_debug_shows_traceback(data_dir):
     folder, _ = data_dir
     with pytest.raises(ValueError, match="no such file"):
         main(["--debug", "fit", str(folder / "missing.csv"), "-k", "2"])
+
+
+def test_help_does_not_import_the_library():
+    """``python -m torchkmeans --help`` imports neither torch nor numpy nor scikit-learn."""
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "torchkmeans", "--help"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "usage: torchkmeans" in out.stdout
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "torchkmeans.cli" in imported
+    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+
+
+@pytest.mark.parametrize("command", ["fit", "predict", "info", "demo", "sweep"])
+def test_subcommand_help_does_not_import_the_library(command):
+    code, out, heavy = _main_in_fresh_interpreter(command, "--help")
+    assert code == 0 and f"usage: torchkmeans {command}" in out
+    assert heavy == []
 
 
 def test_subcommand_help(capsys):

@@ -1,6 +1,8 @@
 """The ``torchkmeans`` command line: ``main(argv=None) -> int`` over the library.
 
 Errors from the library become one line on stderr and exit code 1; usage errors exit with 2.
+The library (torch, numpy, scikit-learn) is imported inside the commands, so ``--help`` and
+``--version`` answer without importing it.
 """
 
 from __future__ import annotations
@@ -13,13 +15,11 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from . import __version__
-from .exceptions import TorchKMeansError
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import numpy as np
     from sklearn.datasets import make_blobs
 
     from ._estimator import KMeans
@@ -120,6 +120,7 @@ def _shard(X: Any, rank: int, world: int) -> Any:
 
 def _gather_labels(labels: Any) -> Any:
     """Every rank's labels, in rank order (one O(N) gather at the end of a CLI fit)."""
+    import numpy as np
     import torch
     import torch.distributed as dist
 
@@ -136,6 +137,7 @@ def _gather_labels(labels: Any) -> Any:
 
 def _fit(args: argparse.Namespace) -> int:
     from ._estimator import KMeans
+    from .exceptions import TorchKMeansError
 
     rank, world = (0, 1)
     if args.distributed:
@@ -191,6 +193,8 @@ def _write_fit_outputs(
             X = _load_data(args, args.data)
         _save_plot(X, km, args.plot)
     if not args.quiet:
+        import numpy as np
+
         sizes = np.bincount(np.asarray(_cpu(km.labels_)), minlength=args.k)
         on = f" on {world} processes" if world > 1 else ""
         print(
@@ -217,6 +221,7 @@ def _save_plot(X: Any, km: Any, path: str) -> None:
 
 def _predict(args: argparse.Namespace) -> int:
     from ._estimator import KMeans
+    from .exceptions import TorchKMeansError
     from .io import write_labels
 
     _check_output_folders(args.output)
@@ -275,6 +280,7 @@ def _k_values(text: str) -> list[int]:
 
 def _sweep(args: argparse.Namespace) -> int:
     from ._sweep import sweep_k
+    from .exceptions import TorchKMeansError
 
     _check_output_folders(args.plot)
     X = _load_data(args, args.data)
@@ -433,6 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    from .exceptions import TorchKMeansError  # after parsing: imports scikit-learn
+
     try:
         return int(args.func(args))
     except (TorchKMeansError, OSError, ImportError, ValueError) as exc:
