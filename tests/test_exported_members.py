@@ -19,6 +19,7 @@ def test_all_is_pinned():
         "kmeans",
         "kmeans_plusplus",
         "metrics",
+        "show_config",
         "sweep_k",
     ]
 

@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 if _typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports these
     from . import metrics
+    from ._config import show_config
     from ._estimator import KMeans
     from ._functional import KMeansResult, kmeans, kmeans_plusplus
     from ._minibatch import MiniBatchKMeans
@@ -46,6 +47,7 @@ __all__ = [
     "kmeans",
     "kmeans_plusplus",
     "metrics",
+    "show_config",
     "sweep_k",
 ]
 
@@ -67,6 +69,7 @@ _LAZY = {
     "kmeans": "._functional",
     "kmeans_plusplus": "._functional",
     "metrics": ".metrics",
+    "show_config": "._config",
     "sweep_k": "._sweep",
 }
 
