@@ -396,6 +396,35 @@ def test_subcommand_help_does_not_import_the_library(command):
     assert heavy == []
 
 
+def test_version_prints_the_configuration_without_importing_the_library():
+    from torchkmeans._engines import _library
+
+    code, out, heavy = _main_in_fresh_interpreter("--version")
+    assert code == 0 and heavy == []
+    lines = out.splitlines()
+    assert lines[0] == f"torchkmeans {torchkmeans.__version__}"
+    rows = [" ".join(line.split()) for line in lines]
+    status = _library.status()
+    engine = (
+        f"cpu: native, {status.variant} kernels ({status.reason})"
+        if status.library is not None
+        else f"cpu: torch ({status.reason})"
+    )
+    assert engine in rows
+    for heading in ("versions:", "engines:", "threads:", "cuda:"):
+        assert heading in lines
+    assert any(row.startswith("torch: ") for row in rows)
+    assert lines[-1].endswith("run `python -c 'import torchkmeans; torchkmeans.show_config()'`")
+
+
+def test_version_in_process(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"torchkmeans {torchkmeans.__version__}\nversions:\n")
+
+
 def test_subcommand_help(capsys):
     for cmd in ("fit", "predict", "info", "demo", "sweep"):
         with pytest.raises(SystemExit) as info:

@@ -311,6 +311,22 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the version line, then the configuration known without importing torch
+    (versions, the CPU engine, CPU count, CUDA devices from the driver); exits 0."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "show the version and configuration (engine, threads, CUDA)")
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from ._config import config_info, format_config
+
+        sys.stdout.write(f"torchkmeans {__version__}\n")
+        sys.stdout.write(format_config(config_info(import_torch=False)))
+        parser.exit()
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", help="array name inside a .npz (or key of a dict of tensors in a .pt)")
     p.add_argument("--columns", help="comma-separated column names or 0-based indices to use")
@@ -324,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="torchkmeans",
         description="K-means clustering on PyTorch, from the shell.",
     )
-    parser.add_argument("--version", action="version", version=f"torchkmeans {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
