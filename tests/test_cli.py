@@ -83,6 +83,7 @@ def test_python_dash_m(tmp_path):
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        env=_env(),
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
@@ -283,6 +284,7 @@ def test_stdin_csv(data_dir):
         input=text,
         capture_output=True,
         text=True,
+        env=_env(),
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
@@ -467,7 +469,6 @@ def test_missing_matplotlib_gives_install_hint(monkeypatch):
 
 def test_readme_cli_example_runs_as_written(tmp_path):
     """The README's command-line example, run line by line in an empty folder."""
-    import os
     import re
     import shutil
     from pathlib import Path
@@ -476,7 +477,7 @@ def test_readme_cli_example_runs_as_written(tmp_path):
     block = re.search(r"<!-- cli-example -->\n```bash\n(.*?)```", readme, re.S).group(1)
     exe = shutil.which("torchkmeans") or ""
     env = dict(
-        os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+        _env(), PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     )
     for line in block.strip().splitlines():
         cmd = line.replace("python -c", f'"{sys.executable}" -c', 1)
