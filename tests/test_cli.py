@@ -1,12 +1,49 @@
 """The command line: demo (the main job), usage errors, python -m."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import torchkmeans
 from torchkmeans.cli import main
+
+HEAVY = ("torch", "numpy", "sklearn")
+
+
+def _env():
+    """The environment of a child interpreter that imports this checkout's torchkmeans."""
+    src = str(Path(torchkmeans.__file__).resolve().parents[1])
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+
+
+def _main_in_fresh_interpreter(*argv):
+    """``main(argv)`` in a new interpreter; returns (exit code, stdout, the heavy modules that
+    were imported)."""
+    code = (
+        "import sys\n"
+        "from torchkmeans.cli import main\n"
+        "try:\n"
+        "    code = main(sys.argv[1:])\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "print('imported:', ','.join(heavy), file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
+    imported = out.stderr.strip().splitlines()[-1]
+    assert imported.startswith("imported:"), out.stderr
+    return out.returncode, out.stdout, [m for m in imported[9:].strip().split(",") if m]
 
 
 def test_demo_prints_summary_and_writes_plot(tmp_path, capsys):
@@ -46,6 +83,7 @@ def test_python_dash_m(tmp_path):
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        env=_env(),
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
@@ -246,6 +284,7 @@ def test_stdin_csv(data_dir):
         input=text,
         capture_output=True,
         text=True,
+        env=_env(),
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
@@ -336,6 +375,58 @@ def test_debug_shows_traceback(data_dir):
         main(["--debug", "fit", str(folder / "missing.csv"), "-k", "2"])
 
 
+def test_help_does_not_import_the_library():
+    """``python -m torchkmeans --help`` imports neither torch nor numpy nor scikit-learn."""
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "torchkmeans", "--help"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "usage: torchkmeans" in out.stdout
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "torchkmeans.cli" in imported
+    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+
+
+@pytest.mark.parametrize("command", ["fit", "predict", "info", "demo", "sweep"])
+def test_subcommand_help_does_not_import_the_library(command):
+    code, out, heavy = _main_in_fresh_interpreter(command, "--help")
+    assert code == 0 and f"usage: torchkmeans {command}" in out
+    assert heavy == []
+
+
+def test_version_prints_the_configuration_without_importing_the_library():
+    from torchkmeans._engines import _library
+
+    code, out, heavy = _main_in_fresh_interpreter("--version")
+    assert code == 0 and heavy == []
+    lines = out.splitlines()
+    assert lines[0] == f"torchkmeans {torchkmeans.__version__}"
+    rows = [" ".join(line.split()) for line in lines]
+    status = _library.status()
+    engine = (
+        f"cpu: native, {status.variant} kernels ({status.reason})"
+        if status.library is not None
+        else f"cpu: torch ({status.reason})"
+    )
+    assert engine in rows
+    for heading in ("versions:", "engines:", "threads:", "cuda:"):
+        assert heading in lines
+    assert any(row.startswith("torch: ") for row in rows)
+    assert lines[-1].endswith("run `python -c 'import torchkmeans; torchkmeans.show_config()'`")
+
+
+def test_version_in_process(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"torchkmeans {torchkmeans.__version__}\nversions:\n")
+
+
 def test_subcommand_help(capsys):
     for cmd in ("fit", "predict", "info", "demo", "sweep"):
         with pytest.raises(SystemExit) as info:
@@ -378,7 +469,6 @@ def test_missing_matplotlib_gives_install_hint(monkeypatch):
 
 def test_readme_cli_example_runs_as_written(tmp_path):
     """The README's command-line example, run line by line in an empty folder."""
-    import os
     import re
     import shutil
     from pathlib import Path
@@ -387,7 +477,7 @@ def test_readme_cli_example_runs_as_written(tmp_path):
     block = re.search(r"<!-- cli-example -->\n```bash\n(.*?)```", readme, re.S).group(1)
     exe = shutil.which("torchkmeans") or ""
     env = dict(
-        os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+        _env(), PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     )
     for line in block.strip().splitlines():
         cmd = line.replace("python -c", f'"{sys.executable}" -c', 1)

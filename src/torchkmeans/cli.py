@@ -1,6 +1,8 @@
 """The ``torchkmeans`` command line: ``main(argv=None) -> int`` over the library.
 
 Errors from the library become one line on stderr and exit code 1; usage errors exit with 2.
+The library (torch, numpy, scikit-learn) is imported inside the commands, so ``--help`` and
+``--version`` answer without importing it.
 """
 
 from __future__ import annotations
@@ -13,13 +15,11 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from . import __version__
-from .exceptions import TorchKMeansError
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import numpy as np
     from sklearn.datasets import make_blobs
 
     from ._estimator import KMeans
@@ -120,6 +120,7 @@ def _shard(X: Any, rank: int, world: int) -> Any:
 
 def _gather_labels(labels: Any) -> Any:
     """Every rank's labels, in rank order (one O(N) gather at the end of a CLI fit)."""
+    import numpy as np
     import torch
     import torch.distributed as dist
 
@@ -136,6 +137,7 @@ def _gather_labels(labels: Any) -> Any:
 
 def _fit(args: argparse.Namespace) -> int:
     from ._estimator import KMeans
+    from .exceptions import TorchKMeansError
 
     rank, world = (0, 1)
     if args.distributed:
@@ -191,6 +193,8 @@ def _write_fit_outputs(
             X = _load_data(args, args.data)
         _save_plot(X, km, args.plot)
     if not args.quiet:
+        import numpy as np
+
         sizes = np.bincount(np.asarray(_cpu(km.labels_)), minlength=args.k)
         on = f" on {world} processes" if world > 1 else ""
         print(
@@ -217,6 +221,7 @@ def _save_plot(X: Any, km: Any, path: str) -> None:
 
 def _predict(args: argparse.Namespace) -> int:
     from ._estimator import KMeans
+    from .exceptions import TorchKMeansError
     from .io import write_labels
 
     _check_output_folders(args.output)
@@ -275,6 +280,7 @@ def _k_values(text: str) -> list[int]:
 
 def _sweep(args: argparse.Namespace) -> int:
     from ._sweep import sweep_k
+    from .exceptions import TorchKMeansError
 
     _check_output_folders(args.plot)
     X = _load_data(args, args.data)
@@ -305,6 +311,22 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the version line, then the configuration known without importing torch
+    (versions, the CPU engine, CPU count, CUDA devices from the driver); exits 0."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "show the version and configuration (engine, threads, CUDA)")
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from ._config import config_info, format_config
+
+        sys.stdout.write(f"torchkmeans {__version__}\n")
+        sys.stdout.write(format_config(config_info(import_torch=False)))
+        parser.exit()
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", help="array name inside a .npz (or key of a dict of tensors in a .pt)")
     p.add_argument("--columns", help="comma-separated column names or 0-based indices to use")
@@ -318,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="torchkmeans",
         description="K-means clustering on PyTorch, from the shell.",
     )
-    parser.add_argument("--version", action="version", version=f"torchkmeans {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -433,6 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    from .exceptions import TorchKMeansError  # after parsing: imports scikit-learn
+
     try:
         return int(args.func(args))
     except (TorchKMeansError, OSError, ImportError, ValueError) as exc:
