@@ -6,6 +6,7 @@ def test_all_is_pinned():
         "CheckpointError",
         "ConvergenceWarning",
         "DataError",
+        "EngineWarning",
         "KMeans",
         "KMeansResult",
         "MiniBatchKMeans",

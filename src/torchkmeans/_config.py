@@ -30,8 +30,8 @@ _INSTRUCTION_SETS = {
     "avx2-fma": "AVX2 and FMA",
     "generic": f"the baseline {platform.machine() or 'CPU'} instruction set",
 }
-# Which CPU fits the native kernels run (``_native.supports``: Euclidean, computed in float32 or
-# float64; half precision is computed in float32).
+# Which CPU fits the native kernels run (``_engines.dispatch.engine_for``: Euclidean, computed
+# in float32 or float64; half precision is computed in float32).
 _NATIVE_SCOPE = "Euclidean fits in every float dtype; cosine fits run the torch engine"
 _NVIDIA_PROC = Path("/proc/driver/nvidia")
 SHOW_CONFIG_HINT = "python -c 'import torchkmeans; torchkmeans.show_config()'"
