@@ -149,6 +149,16 @@ def fmt_time(s: float | None) -> str:
     return f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
 
 
+def _cpu_engine() -> str:
+    """Which engine serves CPU fits, as torchkmeans.show_config() reports it."""
+    from torchkmeans._engines import _library
+
+    status = _library.status()
+    if status.library is None:
+        return f"torch ({status.reason})"
+    return f"native, {status.variant} kernels ({status.reason})"
+
+
 def environment() -> dict[str, str]:
     import sklearn
     import torch
@@ -163,6 +173,7 @@ def environment() -> dict[str, str]:
         "scikit-learn": sklearn.__version__,
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "unset"),
         "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "unset"),
+        "torchkmeans CPU engine": _cpu_engine(),
     }
     try:
         from threadpoolctl import threadpool_info

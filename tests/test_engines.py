@@ -269,3 +269,31 @@ def test_an_install_without_a_compiler_runs_the_torch_engine(tmp_path):
     ref = KMeans(6, random_state=0).fit(X)  # this process: native when available
     np.testing.assert_array_equal(np.asarray(got["labels"]), ref.labels_)
     assert got["inertia"] == pytest.approx(ref.inertia_, rel=1e-5)
+
+
+def test_a_fit_writes_nothing_outside_its_outputs_and_needs_no_home(tmp_path):
+    """No compiling or caching at run time: with HOME unset and a read-only temp folder, a fit
+    runs (on the native engine when installed) and writes nothing."""
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    code = (
+        "import numpy as np, torchkmeans\n"
+        "from torchkmeans._engines import _library\n"
+        "X = np.random.default_rng(0).normal(size=(500, 3)).astype(np.float32)\n"
+        "km = torchkmeans.KMeans(4, random_state=0).fit(X)\n"
+        "print(_library.status().variant, np.isfinite(km.inertia_))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "XDG_CACHE_HOME")}
+    env.update(TMPDIR=str(readonly), TEMP=str(readonly), TMP=str(readonly))
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+            cwd=readonly,
+        )  # fmt: skip
+    finally:
+        readonly.chmod(0o755)
+    assert out.returncode == 0, out.stderr[-3000:]
+    variant = _library.status().variant
+    assert out.stdout.split() == [str(variant), "True"]
+    assert not list(readonly.iterdir())
