@@ -14,6 +14,7 @@ from sklearn.base import (
 
 from . import _validation as v
 from ._functional import Prepared, assign_labels, distances_to_centers, prepare, run_fit
+from ._params import check_param, check_params
 from .exceptions import NotFittedError
 
 
@@ -52,8 +53,18 @@ class _KMeansBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
                 "appropriate arguments before using this estimator."
             )
 
-    def _prepare_new_data(self, X: Any, sample_weight: Any = None) -> tuple[Prepared, torch.Tensor]:
+    def _prepare_new_data(
+        self, X: Any, sample_weight: Any = None, params: dict[str, Any] | None = None
+    ) -> tuple[Prepared, torch.Tensor]:
+        """Data passed after fit, as a source, and the centers on its device and dtype.
+
+        ``params``: the checked parameters when the caller has them (partial_fit).
+        """
         self._check_fitted()
+        if params is None:
+            params = check_params(
+                {"metric": self.metric, "device": self.device, "chunk_size": self.chunk_size}
+            )
         checked: v.CheckedData | v.CheckedBatches = (
             v.check_batches(X) if v.is_batch_source(X) else v.check_array(X)
         )
@@ -68,13 +79,24 @@ class _KMeansBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
             checked,
             sample_weight,
             n_clusters=centers.shape[0],
-            metric=self.metric,
-            device=self.device,
-            dtype=centers.dtype,
-            chunk_size=self.chunk_size,
+            metric=params["metric"],
+            device=params["device"],
+            dtype=check_param("dtype", centers.dtype),
+            chunk_size=params["chunk_size"],
         )
         source = prepared.source
         return prepared, centers.to(device=source.device, dtype=source.dtype)
+
+    def _set_centers(self, prepared: Prepared, centers: torch.Tensor) -> None:
+        """The fitted centers (in the caller's kind of array) and what fit learned of X."""
+        self.cluster_centers_ = prepared.checked.kind.wrap(centers.to(prepared.out_dtype))
+        self.n_features_in_ = int(prepared.source.n_features)
+        self._n_features_out = int(centers.shape[0])
+        names = prepared.checked.feature_names
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
 
     def predict(self, X: Any) -> Any:
         """Index of the closest center for each row of X (int64, same kind as X)."""
@@ -261,35 +283,10 @@ default="k-means++"
         self : KMeans
             The fitted estimator.
         """
-        result, prepared = run_fit(
-            X,
-            sample_weight,
-            n_clusters=self.n_clusters,
-            init=self.init,
-            n_init=self.n_init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            metric=self.metric,
-            random_state=self.random_state,
-            device=self.device,
-            dtype=self.dtype,
-            verbose=self.verbose,
-            chunk_size=self.chunk_size,
-            init_size=self.init_size,
-            checkpoint=self.checkpoint,
-            distributed=self.distributed,
-        )
-        kind = prepared.checked.kind
-        self.cluster_centers_ = kind.wrap(result.centers.to(prepared.out_dtype))
-        self.labels_ = kind.wrap(result.labels)
+        result, prepared = run_fit(X, sample_weight, self.get_params(deep=False))
+        self._set_centers(prepared, result.centers)
+        self.labels_ = prepared.checked.kind.wrap(result.labels)
         self.inertia_ = float(result.inertia)
         self.n_iter_ = int(result.n_iter)
         self.history_ = result.history
-        self.n_features_in_ = int(prepared.source.n_features)
-        self._n_features_out = int(result.centers.shape[0])
-        names = prepared.checked.feature_names
-        if names is not None:
-            self.feature_names_in_ = names
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
         return self

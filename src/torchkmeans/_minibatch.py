@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,12 +31,12 @@ from ._functional import (
     agree,
     assign_labels,
     join_shards,
-    make_generator,
     prepare,
     resolve_init,
 )
 from ._init import canonical_order, random_rows_, sample_by_cdf
 from ._lloyd import Workspace, accumulate
+from ._params import MINIBATCH_N_INIT, check_param, check_params, make_generator, warn
 from ._sources import BatchSource, Source, TensorSource, sample_indices
 
 
@@ -304,33 +303,12 @@ class MiniBatchKMeans(_KMeansBase):
 
     # ------------------------------------------------------------------------- parameters
 
-    def _check_params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {
-            "k": v.check_int("n_clusters", self.n_clusters, 1),
-            "max_iter": v.check_int("max_iter", self.max_iter, 1),
-            "batch_size": v.check_int("batch_size", self.batch_size, 1),
-            "tol": v.check_tol(self.tol),
-            "verbose": v.check_verbose(self.verbose),
-        }
-        if self.max_no_improvement is not None:
-            v.check_int("max_no_improvement", self.max_no_improvement, 0)
-        v.check_init_size(self.init_size)
-        if not isinstance(self.compute_labels, (bool, int)):
-            raise v.ParameterError(
-                f"compute_labels must be True or False, got {self.compute_labels!r}."
-            )
-        r = self.reassignment_ratio
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not (r >= 0):
-            raise v.ParameterError(f"reassignment_ratio must be a number >= 0, got {r!r}.")
-        v.check_init(self.init)
-        if isinstance(self.n_init, str) and self.n_init == "auto":
-            is_kpp = isinstance(self.init, str) and self.init == "k-means++"
-            p["n_init"] = (
-                1 if is_kpp or not (callable(self.init) or isinstance(self.init, str)) else 3
-            )
-        else:
-            p["n_init"] = v.resolve_n_init(self.n_init, self.init)
-        return p
+    def _check_params(self, *skip: str) -> dict[str, Any]:
+        """The parameters checked from the table, but for ``distributed`` and ``skip``."""
+        params = self.get_params(deep=False)
+        for name in ("distributed", *skip):
+            del params[name]
+        return check_params(params, MINIBATCH_N_INIT)
 
     def _init_size(self, n: int, k: int) -> int:
         size = self.init_size
@@ -339,26 +317,25 @@ class MiniBatchKMeans(_KMeansBase):
             if size < k:
                 size = 3 * k
         elif size < k:
-            warnings.warn(
+            warn(
                 f"init_size={size} should be larger than n_clusters={k}. Setting it to "
                 f"min(3*n_clusters, n_samples)",
                 RuntimeWarning,
-                stacklevel=3,
             )
             size = 3 * k
         return min(int(size), n)
 
     def _prepare_fit(
-        self, X: Any, sample_weight: Any, k: int, allow_empty: bool = False
+        self, X: Any, sample_weight: Any, p: dict[str, Any], allow_empty: bool = False
     ) -> Prepared:
         return prepare(
             X,
             sample_weight,
-            n_clusters=k,
-            metric=self.metric,
-            device=self.device,
-            dtype=self.dtype,
-            chunk_size=self.chunk_size,
+            n_clusters=p["n_clusters"],
+            metric=p["metric"],
+            device=p["device"],
+            dtype=p["dtype"],
+            chunk_size=p["chunk_size"],
             allow_empty=allow_empty,
         )
 
@@ -420,21 +397,21 @@ class MiniBatchKMeans(_KMeansBase):
         every shard in proportion to its rows and its statistics are SUM-reduced, so every rank
         ends with the same centers.
         """
-        comm = get_comm(v.check_distributed(self.distributed))
+        comm = get_comm(check_param("distributed", self.distributed))
 
         def setup() -> tuple[Any, ...]:
             p = self._check_params()
-            generator = make_generator(self.random_state)
-            prepared = self._prepare_fit(X, sample_weight, p["k"], comm.distributed)
+            generator = make_generator(p["random_state"])
+            prepared = self._prepare_fit(X, sample_weight, p, comm.distributed)
             return p, generator, prepared
 
         p, generator, prepared = agree(comm, setup)
-        k = p["k"]
+        k = p["n_clusters"]
         source = prepared.source
         if comm.distributed:
             agree(comm, lambda: join_shards(comm, prepared, generator))
         n = source.n_total
-        agree(comm, lambda: v.check_n_clusters(k, n))
+        agree(comm, lambda: v.check_n_samples(n, k))
         # Row counts enter the reassignment and smoothing rules as weight totals (the same for
         # unweighted data), so that a weight of n acts as n repeated rows.
         mean, variance, total = data_moments(source, prepared.metric, comm)
@@ -563,13 +540,14 @@ class MiniBatchKMeans(_KMeansBase):
 
     def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MiniBatchKMeans:
         """Update the centers with one mini-batch step on X (the first call also seeds)."""
-        p = self._check_params()
-        k = p["k"]
         first = not hasattr(self, "cluster_centers_")
+        # later steps keep the dtype of the centers, as predict does
+        p = self._check_params() if first else self._check_params("dtype")
+        k = p["n_clusters"]
         if first:
-            generator = make_generator(self.random_state)
-            prepared = self._prepare_fit(X, sample_weight, k)
-            v.check_n_clusters(k, prepared.source.n_samples)
+            generator = make_generator(p["random_state"])
+            prepared = self._prepare_fit(X, sample_weight, p)
+            v.check_n_samples(prepared.source.n_samples, k)
             mean, _, _ = data_moments(prepared.source, prepared.metric)
             centers = self._seed(prepared, k, p["n_init"], generator, mean)
             state = MiniBatchState(
@@ -577,9 +555,9 @@ class MiniBatchKMeans(_KMeansBase):
             )
             self.n_steps_ = 0
         else:
-            prepared, centers_t = self._prepare_new_data(X, sample_weight)
+            prepared, centers_t = self._prepare_new_data(X, sample_weight, p)
             src = prepared.source
-            generator = make_generator(self.random_state)
+            generator = make_generator(p["random_state"])
             if hasattr(self, "_rng_state"):
                 generator.set_state(self._rng_state)
             counts = getattr(self, "_state_counts", None)
