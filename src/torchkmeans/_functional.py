@@ -182,7 +182,7 @@ def prepare_fit(
     params: Mapping[str, Any],
     auto_n_init: AutoNInit = KMEANS_N_INIT,
 ) -> FitInput:
-    """The fit boundary of KMeans and kmeans: the parameters (the table in
+    """The fit boundary of KMeans, MiniBatchKMeans and kmeans: the parameters (the table in
     ``_params``), then the data (``_validation``) and its source, then what depends on both
     (``n_clusters`` against the rows, an ``init`` array against the features).
 
