@@ -15,9 +15,8 @@ __version__ = "0.1.0"
 if _typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports these
     from . import metrics
     from ._config import show_config
-    from ._estimator import KMeans
+    from ._estimator import KMeans, MiniBatchKMeans
     from ._functional import KMeansResult, kmeans, kmeans_plusplus
-    from ._minibatch import MiniBatchKMeans
     from ._sweep import SweepResult, sweep_k
     from .exceptions import (
         CheckpointError,
@@ -62,7 +61,7 @@ _LAZY = {
     "EngineWarning": ".exceptions",
     "KMeans": "._estimator",
     "KMeansResult": "._functional",
-    "MiniBatchKMeans": "._minibatch",
+    "MiniBatchKMeans": "._estimator",
     "ModelFileError": ".exceptions",
     "NotFittedError": ".exceptions",
     "ParameterError": ".exceptions",

@@ -1,11 +1,10 @@
 """The public functions ``kmeans`` and ``kmeans_plusplus``, and the fit boundary they share
-with the estimator: check parameters and data once, build the source, call the core."""
+with the estimators: check the parameters (``_params``), then the data (``_validation``),
+build the source, hand it to a core."""
 
 from __future__ import annotations
 
-import numbers
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -20,6 +19,15 @@ from ._core import FitResult, InitSpec, final_pass, fit
 from ._distance import PreparedCenters, pairwise, prepare_rows
 from ._distributed import SINGLE, Comm, get_comm
 from ._init import kmeans_plusplus_
+from ._params import (
+    KMEANS_N_INIT,
+    AutoNInit,
+    check_param,
+    check_params,
+    compute_dtype,
+    make_generator,
+    warn,
+)
 from ._sources import BatchSource, Source, TensorSource, default_chunk_size
 from .exceptions import DataError, ParameterError, TorchKMeansError
 
@@ -32,34 +40,6 @@ class KMeansResult(NamedTuple):
     inertia: float
     n_iter: int
     history: list[dict[str, Any]]
-
-
-def make_generator(random_state: object) -> torch.Generator:
-    """A CPU generator from ``random_state``: None (fresh entropy), an int, a numpy
-    RandomState / Generator, or a CPU ``torch.Generator`` (used as is)."""
-    if isinstance(random_state, torch.Generator):
-        if random_state.device.type != "cpu":
-            raise ParameterError(
-                f"random_state must be a CPU torch.Generator, got one on {random_state.device}."
-            )
-        return random_state
-    g = torch.Generator()
-    if random_state is None:
-        g.seed()
-    elif isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if not 0 <= int(random_state) < 2**64:
-            raise ParameterError(f"random_state must be in [0, 2**64), got {random_state}.")
-        g.manual_seed(int(random_state))
-    elif isinstance(random_state, np.random.RandomState):
-        g.manual_seed(int(random_state.randint(np.iinfo(np.int32).max)))
-    elif isinstance(random_state, np.random.Generator):
-        g.manual_seed(int(random_state.integers(2**63)))
-    else:
-        raise ParameterError(
-            "random_state must be None, an int, a numpy RandomState or Generator, or a CPU "
-            f"torch.Generator, got {type(random_state).__name__}."
-        )
-    return g
 
 
 @dataclass
@@ -78,35 +58,31 @@ def prepare(
     *,
     n_clusters: int,
     metric: str,
-    device: object,
-    dtype: object,
-    chunk_size: object,
+    device: torch.device | None,
+    dtype: torch.dtype | None,
+    chunk_size: int | None,
     name: str = "X",
     allow_empty: bool = False,
 ) -> Prepared:
     """Check X and sample_weight and wrap them in a source on the compute device.
 
     X is an array-like or tensor (memory-mapped numpy arrays are read chunk by chunk, never
-    copied whole), or a re-iterable source of batches such as a DataLoader.
+    copied whole), a re-iterable source of batches such as a DataLoader, or what
+    ``_validation`` already checked. The other arguments are checked parameters.
     """
-    metric = v.check_metric(metric)
-    dev = v.check_device(device)
-    requested = v.check_dtype(dtype)
-    if chunk_size is not None:
-        chunk_size = v.check_int("chunk_size", chunk_size, 1)
     if isinstance(X, v.CheckedBatches) or (
         not isinstance(X, v.CheckedData) and v.is_batch_source(X)
     ):
-        return _prepare_batches(X, sample_weight, n_clusters, metric, dev, requested, chunk_size)
+        return _prepare_batches(X, sample_weight, n_clusters, metric, device, dtype, chunk_size)
     checked = (
         X if isinstance(X, v.CheckedData) else v.check_array(X, name=name, allow_empty=allow_empty)
     )
     t = checked.X
     if metric == "cosine":
         v.check_nonzero_rows(t, name)
-    out_dtype = requested or (t.dtype if t.is_floating_point() else torch.float32)
-    cdtype = v.compute_dtype(out_dtype)
-    dev = dev or t.device
+    out_dtype = dtype or (t.dtype if t.is_floating_point() else torch.float32)
+    cdtype = compute_dtype(out_dtype)
+    dev = device or t.device
     w = v.check_sample_weight(
         sample_weight, t.shape[0], cdtype, dev, require_positive=not allow_empty
     )
@@ -129,7 +105,7 @@ def _prepare_batches(
     metric: str,
     dev: torch.device | None,
     requested: torch.dtype | None,
-    chunk_size: object,
+    chunk_size: int | None,
 ) -> Prepared:
     if sample_weight is not None:
         raise ParameterError(
@@ -138,7 +114,7 @@ def _prepare_batches(
         )
     checked = X if isinstance(X, v.CheckedBatches) else v.check_batches(X)
     out_dtype = requested or (checked.dtype if checked.dtype.is_floating_point else torch.float32)
-    cdtype = v.compute_dtype(out_dtype)
+    cdtype = compute_dtype(out_dtype)
     dev = dev or (checked.kind.device if checked.kind.is_tensor else None) or torch.device("cpu")
     rows = chunk_size or default_chunk_size(checked.n_features, n_clusters)
     source = BatchSource(
@@ -150,7 +126,7 @@ def _prepare_batches(
         storage_itemsize=checked.dtype.itemsize,
         device=dev,
         dtype=cdtype,
-        chunk_size=int(rows),  # type: ignore[call-overload]
+        chunk_size=int(rows),
     )
     if metric == "cosine":
         for chunk in source.chunks():
@@ -158,9 +134,9 @@ def _prepare_batches(
     return Prepared(checked, source, out_dtype, metric)
 
 
-def resolve_init(init: object, prepared: Prepared, n_clusters: int) -> InitSpec:
-    """Turn a user ``init`` into what the core takes, validating arrays and callable results."""
-    init = v.check_init(init)
+def resolve_init(init: Any, prepared: Prepared, n_clusters: int) -> InitSpec:
+    """Turn a checked ``init`` into what the core takes, validating arrays (they are data) and
+    what a callable returns."""
     d = prepared.source.n_features
     if isinstance(init, str):
         return init
@@ -188,89 +164,83 @@ def _checked_centers(c: torch.Tensor, metric: str) -> torch.Tensor:
     return c
 
 
-def run_fit(
+@dataclass
+class FitInput:
+    """What the fit boundary hands to a core: checked parameters, the data as a source, the
+    initialization the core takes, the random stream and the process group."""
+
+    params: dict[str, Any]
+    prepared: Prepared
+    init: InitSpec
+    generator: torch.Generator
+    comm: Comm
+
+
+def prepare_fit(
     X: Any,
     sample_weight: Any,
-    *,
-    n_clusters: object,
-    init: object,
-    n_init: object,
-    max_iter: object,
-    tol: object,
-    metric: object,
-    random_state: object,
-    device: object,
-    dtype: object,
-    verbose: object,
-    chunk_size: object,
-    init_size: object = None,
-    checkpoint: object = None,
-    distributed: object = False,
-) -> tuple[FitResult, Prepared]:
-    """The whole fit boundary: every check, then one call into the core.
+    params: Mapping[str, Any],
+    auto_n_init: AutoNInit = KMEANS_N_INIT,
+) -> FitInput:
+    """The fit boundary of KMeans, MiniBatchKMeans and kmeans: the parameters (the table in
+    ``_params``), then the data (``_validation``) and its source, then what depends on both
+    (``n_clusters`` against the rows, an ``init`` array against the features).
 
-    With ``distributed=True`` every rank checks its shard and the ranks agree on the outcome
-    first: bad data on one rank makes every rank raise (no rank is left waiting in a
-    collective).
+    ``params`` are the parameters as the user gave them; without a ``distributed`` entry the
+    fit is local. With ``distributed=True`` every rank checks its own shard and the ranks agree
+    on the outcome of every step: bad input on one rank makes every rank raise (no rank is left
+    waiting in a collective).
     """
-    comm = get_comm(v.check_distributed(distributed))
+    comm = SINGLE
+    if "distributed" in params:
+        comm = get_comm(check_param("distributed", params["distributed"]))
+    rest = {name: value for name, value in params.items() if name != "distributed"}
 
-    def setup() -> tuple[Any, ...]:
-        k = v.check_int("n_clusters", n_clusters, 1)
-        init_size_ = v.check_init_size(init_size)
-        checkpoint_path = v.check_checkpoint(checkpoint)
-        max_iter_ = v.check_int("max_iter", max_iter, 1)
-        tol_ = v.check_tol(tol)
-        verbose_ = v.check_verbose(verbose)
-        v.check_init(init)
-        n_init_ = v.resolve_n_init(n_init, init)
-        generator = make_generator(random_state)
+    def setup() -> tuple[dict[str, Any], torch.Generator, Prepared]:
+        p = check_params(rest, auto_n_init)
+        generator = make_generator(p["random_state"])
         prepared = prepare(
             X,
             sample_weight,
-            n_clusters=k,
-            metric=v.check_metric(metric),
-            device=device,
-            dtype=dtype,
-            chunk_size=chunk_size,
+            n_clusters=p["n_clusters"],
+            metric=p["metric"],
+            device=p["device"],
+            dtype=p["dtype"],
+            chunk_size=p["chunk_size"],
             allow_empty=comm.distributed,
         )
-        return (
-            k,
-            init_size_,
-            checkpoint_path,
-            max_iter_,
-            tol_,
-            verbose_,
-            n_init_,
-            generator,
-            prepared,
-        )
+        return p, generator, prepared
 
-    k, init_size_, checkpoint_path, max_iter_, tol_, verbose_, n_init_, generator, prepared = agree(
-        comm, setup
-    )
-    source = prepared.source
+    p, generator, prepared = agree(comm, setup)
     if comm.distributed:
         agree(comm, lambda: join_shards(comm, prepared, generator))
 
-    def finish_setup() -> tuple[Any, ...]:
-        v.check_n_clusters(k, source.n_total)
-        init_spec = resolve_init(init, prepared, k)
-        seed_rows = resolve_init_size(init_size_, source, k, comm)
-        return init_spec, seed_rows
+    def finish_setup() -> InitSpec:
+        v.check_n_samples(prepared.source.n_total, p["n_clusters"])
+        return resolve_init(p["init"], prepared, p["n_clusters"])
 
-    init_spec, seed_rows = agree(comm, finish_setup)
+    init = agree(comm, finish_setup)
+    return FitInput(p, prepared, init, generator, comm)
+
+
+def run_fit(X: Any, sample_weight: Any, params: Mapping[str, Any]) -> tuple[FitResult, Prepared]:
+    """A k-means fit (``KMeans.fit``, :func:`kmeans`): the fit boundary, then the Lloyd core."""
+    fit_input = prepare_fit(X, sample_weight, params)
+    p, prepared, comm = fit_input.params, fit_input.prepared, fit_input.comm
+    source = prepared.source
+    k = p["n_clusters"]
+    seed_rows = resolve_init_size(p["init_size"], source, k, comm)
     ckpt = None
-    if checkpoint_path is not None:
+    if p["checkpoint"] is not None:
+        random_state = p["random_state"]
         ckpt = Checkpoint(
-            checkpoint_path,
+            p["checkpoint"],
             {
                 "n_clusters": k,
-                "init": describe_init(init),
-                "n_init": n_init_,
-                "max_iter": max_iter_,
-                "tol": tol_,
+                "init": describe_init(p["init"]),
+                "n_init": p["n_init"],
+                "max_iter": p["max_iter"],
+                "tol": p["tol"],
                 "metric": prepared.metric,
                 "random_state": random_state
                 if isinstance(random_state, int) and not isinstance(random_state, bool)
@@ -282,16 +252,16 @@ def run_fit(
             },
         )
     result = fit(
-        prepared.source,
+        source,
         k,
-        init=init_spec,
-        n_init=n_init_,
-        max_iter=max_iter_,
-        tol=tol_,
+        init=fit_input.init,
+        n_init=p["n_init"],
+        max_iter=p["max_iter"],
+        tol=p["tol"],
         metric=prepared.metric,
-        generator=generator,
+        generator=fit_input.generator,
         out_dtype=prepared.out_dtype,
-        verbose=verbose_,
+        verbose=p["verbose"],
         init_size=seed_rows,
         checkpoint=ckpt,
         comm=comm,
@@ -377,11 +347,10 @@ def resolve_init_size(
             return None
         return default_init_size(n, source.n_features, n_clusters)
     if init_size < n_clusters:
-        warnings.warn(
+        warn(
             f"init_size={init_size} should be larger than n_clusters={n_clusters}. Setting it "
             f"to min(3 * n_clusters, n_samples).",
             RuntimeWarning,
-            stacklevel=4,
         )
         init_size = 3 * n_clusters
     return None if init_size >= n else init_size
@@ -431,20 +400,22 @@ def kmeans(
     result, prepared = run_fit(
         X,
         sample_weight,
-        n_clusters=n_clusters,
-        init=init,
-        n_init=n_init,
-        max_iter=max_iter,
-        tol=tol,
-        metric=metric,
-        random_state=random_state,
-        device=device,
-        dtype=dtype,
-        verbose=verbose,
-        chunk_size=chunk_size,
-        init_size=init_size,
-        checkpoint=checkpoint,
-        distributed=distributed,
+        {
+            "n_clusters": n_clusters,
+            "init": init,
+            "n_init": n_init,
+            "max_iter": max_iter,
+            "tol": tol,
+            "metric": metric,
+            "random_state": random_state,
+            "device": device,
+            "dtype": dtype,
+            "verbose": verbose,
+            "chunk_size": chunk_size,
+            "init_size": init_size,
+            "checkpoint": checkpoint,
+            "distributed": distributed,
+        },
     )
     kind = prepared.checked.kind
     return KMeansResult(
@@ -477,19 +448,29 @@ def kmeans_plusplus(
     indices : array of shape (n_clusters,)
         Their row indices in ``X``.
     """
-    k = v.check_int("n_clusters", n_clusters, 1)
-    trials = None if n_local_trials is None else v.check_int("n_local_trials", n_local_trials, 1)
-    generator = make_generator(random_state)
+    p = check_params(
+        {
+            "n_clusters": n_clusters,
+            "n_local_trials": n_local_trials,
+            "random_state": random_state,
+            "metric": metric,
+            "device": device,
+            "dtype": dtype,
+            "chunk_size": chunk_size,
+        }
+    )
+    k = p["n_clusters"]
+    generator = make_generator(p["random_state"])
     prepared = prepare(
         X,
         sample_weight,
         n_clusters=k,
-        metric=metric,
-        device=device,
-        dtype=dtype,
-        chunk_size=chunk_size,
+        metric=p["metric"],
+        device=p["device"],
+        dtype=p["dtype"],
+        chunk_size=p["chunk_size"],
     )
-    v.check_n_clusters(k, prepared.source.n_samples)
+    v.check_n_samples(prepared.source.n_samples, k)
     shift = None
     if prepared.metric == "euclidean":
         from ._core import data_moments
@@ -504,7 +485,7 @@ def kmeans_plusplus(
         generator,
         metric=prepared.metric,
         shift=shift,
-        n_local_trials=trials,
+        n_local_trials=p["n_local_trials"],
     )
     kind = prepared.checked.kind
     return kind.wrap(centers.to(prepared.out_dtype)), kind.wrap(indices)

@@ -8,37 +8,31 @@ rows, or whenever a center has seen no weight, centers whose accumulated weight 
 ``reassignment_ratio`` times the largest are moved to random rows of the batch. A fit stops
 after ``max_iter`` passes' worth of steps, when the smoothed batch inertia has not improved for
 ``max_no_improvement`` steps, or when the squared center change of a step is below ``tol``
-(relative to the mean feature variance). Prior validation of data is assumed below the
-estimator.
+(relative to the mean feature variance).
+
+This module is the algorithm only: :class:`torchkmeans.MiniBatchKMeans` (in ``_estimator``)
+checks the parameters and the data at the fit boundary and calls :func:`fit`, or :func:`start`
+/ :func:`resume` and :func:`partial_step` for ``partial_fit``. Prior validation of data is
+assumed: every function takes a prepared source and checked parameters.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from . import _validation as v
 from ._bounds import Workspace
-from ._core import _sample_shard, data_moments, init_centers
+from ._core import InitSpec, _sample_shard, data_moments, init_centers
 from ._distance import PreparedCenters, prepare_rows
-from ._distributed import SINGLE, Comm, get_comm
+from ._distributed import SINGLE, Comm
 from ._engines.dispatch import engine_for
-from ._estimator import _KMeansBase
-from ._functional import (
-    Prepared,
-    agree,
-    assign_labels,
-    join_shards,
-    make_generator,
-    prepare,
-    resolve_init,
-)
+from ._functional import assign_labels
 from ._init import canonical_order, random_rows_, sample_by_cdf
+from ._params import warn
 from ._sources import BatchSource, Source, TensorSource, sample_indices
 
 
@@ -215,394 +209,320 @@ def _batch_weight(batch: TensorSource, comm: Comm = SINGLE) -> float:
     return _reduced(float(batch.sample_weight.to(torch.float64).sum()), comm)
 
 
-class MiniBatchKMeans(_KMeansBase):
-    """Mini-batch k-means, a drop-in for :class:`sklearn.cluster.MiniBatchKMeans`.
+# --------------------------------------------------------------------------------------------
+# seeding
+# --------------------------------------------------------------------------------------------
 
-    Parameters
-    ----------
-    n_clusters : int, default=8
-    init : {"k-means++", "random"}, array or callable, default="k-means++"
-        As for :class:`KMeans`; seeding runs on ``init_size`` rows.
-    max_iter : int, default=100
-        Passes over the data (in steps of ``batch_size`` rows) before stopping.
-    batch_size : int, default=1024
-        Rows per mini-batch.
-    verbose : int, default=0
-    compute_labels : bool, default=True
-        Compute ``labels_`` and ``inertia_`` with a full assignment pass after the fit.
-    random_state : int, RandomState, Generator, torch.Generator or None, default=None
-    tol : float, default=0.0
-        Stop when the squared change of the centers in one step is at most ``tol`` times the
-        mean feature variance (0 disables it).
-    max_no_improvement : int or None, default=10
-        Stop after this many steps without improvement of the smoothed batch inertia.
-    init_size : int or None, default=None
-        Rows used for seeding and for choosing among ``n_init`` seedings:
-        ``3 * batch_size`` (at least ``3 * n_clusters``, at most n_samples).
-    n_init : "auto" or int, default="auto"
-        Seedings tried (the best on a validation sample of ``init_size`` rows is kept):
-        "auto" is 1 for k-means++ and arrays, 3 for random and callables.
-    reassignment_ratio : float, default=0.01
-        Centers with less than this fraction of the largest accumulated weight are moved to
-        random rows of the batch (every ``10 * n_clusters`` rows).
-    metric : {"euclidean", "cosine"}, default="euclidean"
-    device, dtype, chunk_size :
-        As for :class:`KMeans`.
-    distributed : bool, default=False
-        Data-parallel fit over the default ``torch.distributed`` process group: every rank
-        passes its shard to ``fit``; each step's mini-batch is drawn from every shard in
-        proportion to its rows and its statistics are SUM-reduced, so every rank ends with the
-        same centers (``labels_`` for its own rows). ``partial_fit`` stays local.
 
-    Data may be any container :class:`KMeans` accepts, including memory-mapped arrays (random
-    rows are read per step) and re-iterable sources of batches such as a DataLoader (each batch,
-    split at ``batch_size`` rows, is one mini-batch, in the order the source yields them).
-
-    Attributes
-    ----------
-    cluster_centers_, labels_, inertia_, n_iter_, n_steps_, n_features_in_, feature_names_in_
-        As in scikit-learn. ``n_iter_`` counts passes over the data, ``n_steps_`` mini-batches.
-    """
-
-    def __init__(
-        self,
-        n_clusters: int = 8,
-        *,
-        init: Any = "k-means++",
-        max_iter: int = 100,
-        batch_size: int = 1024,
-        verbose: int = 0,
-        compute_labels: bool = True,
-        random_state: Any = None,
-        tol: float = 0.0,
-        max_no_improvement: int | None = 10,
-        init_size: int | None = None,
-        n_init: int | str = "auto",
-        reassignment_ratio: float = 0.01,
-        metric: str = "euclidean",
-        device: Any = None,
-        dtype: Any = None,
-        chunk_size: int | None = None,
-        distributed: bool = False,
-    ) -> None:
-        self.n_clusters = n_clusters
-        self.init = init
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.verbose = verbose
-        self.compute_labels = compute_labels
-        self.random_state = random_state
-        self.tol = tol
-        self.max_no_improvement = max_no_improvement
-        self.init_size = init_size
-        self.n_init = n_init
-        self.reassignment_ratio = reassignment_ratio
-        self.metric = metric
-        self.device = device
-        self.dtype = dtype
-        self.chunk_size = chunk_size
-        self.distributed = distributed
-
-    # ------------------------------------------------------------------------- parameters
-
-    def _check_params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {
-            "k": v.check_int("n_clusters", self.n_clusters, 1),
-            "max_iter": v.check_int("max_iter", self.max_iter, 1),
-            "batch_size": v.check_int("batch_size", self.batch_size, 1),
-            "tol": v.check_tol(self.tol),
-            "verbose": v.check_verbose(self.verbose),
-        }
-        if self.max_no_improvement is not None:
-            v.check_int("max_no_improvement", self.max_no_improvement, 0)
-        v.check_init_size(self.init_size)
-        if not isinstance(self.compute_labels, (bool, int)):
-            raise v.ParameterError(
-                f"compute_labels must be True or False, got {self.compute_labels!r}."
-            )
-        r = self.reassignment_ratio
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not (r >= 0):
-            raise v.ParameterError(f"reassignment_ratio must be a number >= 0, got {r!r}.")
-        v.check_init(self.init)
-        if isinstance(self.n_init, str) and self.n_init == "auto":
-            is_kpp = isinstance(self.init, str) and self.init == "k-means++"
-            p["n_init"] = (
-                1 if is_kpp or not (callable(self.init) or isinstance(self.init, str)) else 3
-            )
-        else:
-            p["n_init"] = v.resolve_n_init(self.n_init, self.init)
-        return p
-
-    def _init_size(self, n: int, k: int) -> int:
-        size = self.init_size
-        if size is None:
-            size = 3 * int(self.batch_size)
-            if size < k:
-                size = 3 * k
-        elif size < k:
-            warnings.warn(
-                f"init_size={size} should be larger than n_clusters={k}. Setting it to "
-                f"min(3*n_clusters, n_samples)",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            size = 3 * k
-        return min(int(size), n)
-
-    def _prepare_fit(
-        self, X: Any, sample_weight: Any, k: int, allow_empty: bool = False
-    ) -> Prepared:
-        return prepare(
-            X,
-            sample_weight,
-            n_clusters=k,
-            metric=self.metric,
-            device=self.device,
-            dtype=self.dtype,
-            chunk_size=self.chunk_size,
-            allow_empty=allow_empty,
+def seed_size(init_size: int | None, batch_size: int, n_samples: int, n_clusters: int) -> int:
+    """Rows that seeding runs on and that judge the ``n_init`` seedings: ``init_size``, by
+    default ``3 * batch_size`` (``3 * n_clusters`` when that is fewer than ``n_clusters``), at
+    most ``n_samples``."""
+    size = init_size
+    if size is None:
+        size = 3 * int(batch_size)
+        if size < n_clusters:
+            size = 3 * n_clusters
+    elif size < n_clusters:
+        warn(
+            f"init_size={size} should be larger than n_clusters={n_clusters}. Setting it to "
+            f"min(3*n_clusters, n_samples)",
+            RuntimeWarning,
         )
+        size = 3 * n_clusters
+    return min(int(size), n_samples)
 
-    def _seed(
-        self,
-        prepared: Prepared,
-        k: int,
-        n_init: int,
-        generator: torch.Generator,
-        mean: torch.Tensor,
-        comm: Comm = SINGLE,
-    ) -> torch.Tensor:
-        """Best of ``n_init`` seedings, judged on a validation sample of ``init_size`` rows."""
-        source = prepared.source
-        init = resolve_init(self.init, prepared, k)
-        size = self._init_size(source.n_total, k)
-        shift = mean if prepared.metric == "euclidean" else None
-        partial = size < source.n_total
-        sampler = None
-        if not partial:
-            valid: Source = source
-        elif comm.distributed:
-            valid = _sample_shard(source, sample_indices(source.n_total, size, generator))
-        elif isinstance(source, TensorSource):
-            sampler = _RowSampler(source)
-            valid = sampler.draw(size, generator)
+
+def seed(
+    source: Source,
+    n_clusters: int,
+    init: InitSpec,
+    generator: torch.Generator,
+    *,
+    n_init: int,
+    size: int,
+    metric: str,
+    mean: torch.Tensor,
+    comm: Comm = SINGLE,
+) -> torch.Tensor:
+    """Best of ``n_init`` seedings on ``size`` rows, judged on a validation sample of ``size``
+    rows. Prior validation of data is assumed."""
+    k = n_clusters
+    shift = mean if metric == "euclidean" else None
+    partial = size < source.n_total
+    sampler = None
+    if not partial:
+        valid: Source = source
+    elif comm.distributed:
+        valid = _sample_shard(source, sample_indices(source.n_total, size, generator))
+    elif isinstance(source, TensorSource):
+        sampler = _RowSampler(source)
+        valid = sampler.draw(size, generator)
+    else:
+        valid = source.sample(sample_indices(source.n_samples, size, generator))
+    best, best_inertia = None, math.inf
+    for _ in range(n_init):
+        if sampler is not None:
+            seeds = sampler.draw(size, generator)
+            centers = init_centers(seeds, k, init, generator, metric=metric, shift=shift)
         else:
-            valid = source.sample(sample_indices(source.n_samples, size, generator))
-        best, best_inertia = None, math.inf
-        for _ in range(n_init):
-            if sampler is not None:
-                seeds = sampler.draw(size, generator)
-                centers = init_centers(
-                    seeds, k, init, generator, metric=prepared.metric, shift=shift
-                )
-            else:
-                centers = init_centers(
-                    source,
-                    k,
-                    init,
-                    generator,
-                    metric=prepared.metric,
-                    shift=shift,
-                    init_size=size if partial else None,
-                    comm=comm,
-                )
-            inertia = _reduced(assign_labels(valid, centers, prepared.metric)[1], comm)
-            if best is None or inertia < best_inertia:
-                best, best_inertia = centers, inertia
-        assert best is not None
-        return best
+            centers = init_centers(
+                source,
+                k,
+                init,
+                generator,
+                metric=metric,
+                shift=shift,
+                init_size=size if partial else None,
+                comm=comm,
+            )
+        inertia = _reduced(assign_labels(valid, centers, metric)[1], comm)
+        if best is None or inertia < best_inertia:
+            best, best_inertia = centers, inertia
+    assert best is not None
+    return best
 
-    # ------------------------------------------------------------------------------- fit
 
-    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MiniBatchKMeans:
-        """Compute the centers with mini-batch steps over X (any container KMeans accepts).
+# --------------------------------------------------------------------------------------------
+# steps and stopping
+# --------------------------------------------------------------------------------------------
 
-        With ``distributed=True`` every rank passes its shard; each step's batch is drawn from
-        every shard in proportion to its rows and its statistics are SUM-reduced, so every rank
-        ends with the same centers.
-        """
-        comm = get_comm(v.check_distributed(self.distributed))
 
-        def setup() -> tuple[Any, ...]:
-            p = self._check_params()
-            generator = make_generator(self.random_state)
-            prepared = self._prepare_fit(X, sample_weight, p["k"], comm.distributed)
-            return p, generator, prepared
+def step(
+    batch: TensorSource,
+    state: MiniBatchState,
+    generator: torch.Generator,
+    *,
+    metric: str,
+    rows: float,
+    reassignment_ratio: float,
+    workspace: Workspace,
+    comm: Comm = SINGLE,
+) -> tuple[float, torch.Tensor]:
+    """One mini-batch step, reassigning starved centers when the rule says so. Returns (batch
+    inertia, old centers)."""
+    reassign = _reassign_due(state, rows, int(state.centers.shape[0]))
+    return minibatch_step(
+        batch,
+        state,
+        generator,
+        metric=metric,
+        reassign=reassign,
+        reassignment_ratio=reassignment_ratio,
+        workspace=workspace,
+        comm=comm,
+    )
 
-        p, generator, prepared = agree(comm, setup)
-        k = p["k"]
-        source = prepared.source
-        if comm.distributed:
-            agree(comm, lambda: join_shards(comm, prepared, generator))
-        n = source.n_total
-        agree(comm, lambda: v.check_n_clusters(k, n))
-        # Row counts enter the reassignment and smoothing rules as weight totals (the same for
-        # unweighted data), so that a weight of n acts as n repeated rows.
-        mean, variance, total = data_moments(source, prepared.metric, comm)
-        centers = self._seed(prepared, k, p["n_init"], generator, mean, comm)
-        tol = p["tol"] * variance
-        state = MiniBatchState(centers, torch.zeros(k, dtype=torch.float64, device=source.device))
-        batch_size = min(p["batch_size"], n)
-        workspace = Workspace(source.chunk_size, k, source.dtype, source.device)
-        n_steps = (p["max_iter"] * n) // batch_size
-        progress = None
-        if p["verbose"] and comm.is_main:
-            from tqdm.auto import tqdm
 
-            progress = tqdm(total=n_steps, desc="mini-batch k-means", leave=False)
-        step = 0
-        try:
-            for step, batch in zip(range(n_steps), _batches(source, batch_size, generator, comm)):
-                rows = _batch_weight(batch, comm)
-                inertia, old = self._step(
-                    batch, state, generator, prepared.metric, rows, workspace, comm
-                )
-                shift = 0.0
-                if tol > 0.0:
-                    shift = float(((state.centers - old).to(torch.float64) ** 2).sum())
-                if progress is not None:
-                    progress.update(1)
-                if self._converged(state, step, total, rows, shift, tol, inertia):
-                    break
-        finally:
-            if progress is not None:
-                progress.close()
-        self.n_steps_ = step + 1 if n_steps else 0
-        self.n_iter_ = int(math.ceil(self.n_steps_ * batch_size / n))
-        self._rng_state = generator.get_state()
-        self._since_reassign = state.since_reassign
-        self._finish(prepared, state, X_is_training=True, comm=comm)
-        return self
+def _reassign_due(state: MiniBatchState, rows: float, k: int) -> bool:
+    """Every ``10 * n_clusters`` rows, or whenever a center has seen no weight."""
+    state.since_reassign += rows
+    if bool((state.counts == 0).any()) or state.since_reassign >= 10 * k:
+        state.since_reassign = 0
+        return True
+    return False
 
-    def _step(
-        self,
-        batch: TensorSource,
-        state: MiniBatchState,
-        generator: torch.Generator,
-        metric: str,
-        rows: float,
-        workspace: Workspace,
-        comm: Comm = SINGLE,
-    ) -> tuple[float, torch.Tensor]:
-        """One mini-batch step, reassigning starved centers when the rule says so."""
-        reassign = self._random_reassign(state, rows, int(state.centers.shape[0]))
-        return minibatch_step(
-            batch,
-            state,
-            generator,
-            metric=metric,
-            reassign=reassign,
-            reassignment_ratio=float(self.reassignment_ratio),
-            workspace=workspace,
-            comm=comm,
-        )
 
-    def _random_reassign(self, state: MiniBatchState, rows: float, k: int) -> bool:
-        state.since_reassign += rows
-        if bool((state.counts == 0).any()) or state.since_reassign >= 10 * k:
-            state.since_reassign = 0
-            return True
+def converged(
+    state: MiniBatchState,
+    i: int,
+    n: float,
+    batch_rows: float,
+    shift: float,
+    tol: float,
+    inertia: float,
+    max_no_improvement: int | None,
+) -> bool:
+    """scikit-learn's early stopping: tol on the center change, or no improvement of the
+    exponentially weighted average of the per-row batch inertia (``i``: the step, from 0)."""
+    inertia /= batch_rows
+    if i == 0:  # the first step's inertia is from the seeding
         return False
+    if state.ewa_inertia is None:
+        state.ewa_inertia = inertia
+    else:
+        alpha = min(1.0, batch_rows * 2.0 / (n + 1))
+        state.ewa_inertia = state.ewa_inertia * (1 - alpha) + inertia * alpha
+    if tol > 0.0 and shift <= tol:
+        return True
+    if state.ewa_inertia_min is None or state.ewa_inertia < state.ewa_inertia_min:
+        state.no_improvement = 0
+        state.ewa_inertia_min = state.ewa_inertia
+    else:
+        state.no_improvement += 1
+    return max_no_improvement is not None and state.no_improvement >= max_no_improvement
 
-    def _converged(
-        self,
-        state: MiniBatchState,
-        step: int,
-        n: float,
-        batch_rows: float,
-        shift: float,
-        tol: float,
-        inertia: float,
-    ) -> bool:
-        """scikit-learn's early stopping: tol on the center change, or no improvement of the
-        exponentially weighted average of the per-row batch inertia."""
-        inertia /= batch_rows
-        if step == 0:  # the first step's inertia is from the seeding
-            return False
-        if state.ewa_inertia is None:
-            state.ewa_inertia = inertia
-        else:
-            alpha = min(1.0, batch_rows * 2.0 / (n + 1))
-            state.ewa_inertia = state.ewa_inertia * (1 - alpha) + inertia * alpha
-        if tol > 0.0 and shift <= tol:
-            return True
-        if state.ewa_inertia_min is None or state.ewa_inertia < state.ewa_inertia_min:
-            state.no_improvement = 0
-            state.ewa_inertia_min = state.ewa_inertia
-        else:
-            state.no_improvement += 1
-        mni = self.max_no_improvement
-        return mni is not None and state.no_improvement >= mni
 
-    def _finish(
-        self,
-        prepared: Prepared,
-        state: MiniBatchState,
-        X_is_training: bool,
-        comm: Comm = SINGLE,
-    ) -> None:
-        kind = prepared.checked.kind
-        source = prepared.source
-        self._state_counts = state.counts.cpu()
-        self.cluster_centers_ = kind.wrap(state.centers.to(prepared.out_dtype))
-        self.n_features_in_ = int(source.n_features)
-        self._n_features_out = int(state.centers.shape[0])
-        names = prepared.checked.feature_names
-        if names is not None:
-            self.feature_names_in_ = names
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        if self.compute_labels:
-            centers = state.centers.to(prepared.out_dtype).to(source.dtype)
-            labels, inertia = assign_labels(source, centers, prepared.metric)
-            self.labels_ = kind.wrap(labels)
-            self.inertia_ = _reduced(float(inertia), comm)
-        elif X_is_training and state.ewa_inertia is not None:
-            self.inertia_ = float(state.ewa_inertia * source.n_total)
+# --------------------------------------------------------------------------------------------
+# fit and partial_fit
+# --------------------------------------------------------------------------------------------
 
-    # ------------------------------------------------------------------------ partial_fit
 
-    def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MiniBatchKMeans:
-        """Update the centers with one mini-batch step on X (the first call also seeds)."""
-        p = self._check_params()
-        k = p["k"]
-        first = not hasattr(self, "cluster_centers_")
-        if first:
-            generator = make_generator(self.random_state)
-            prepared = self._prepare_fit(X, sample_weight, k)
-            v.check_n_clusters(k, prepared.source.n_samples)
-            mean, _, _ = data_moments(prepared.source, prepared.metric)
-            centers = self._seed(prepared, k, p["n_init"], generator, mean)
-            state = MiniBatchState(
-                centers, torch.zeros(k, dtype=torch.float64, device=prepared.source.device)
+@dataclass
+class MiniBatchFit:
+    """The outcome of :func:`fit`: the final state, mini-batch steps and passes over the data."""
+
+    state: MiniBatchState
+    n_steps: int
+    n_iter: int
+
+
+def fit(
+    source: Source,
+    n_clusters: int,
+    *,
+    init: InitSpec,
+    generator: torch.Generator,
+    n_init: int,
+    max_iter: int,
+    batch_size: int,
+    tol: float,
+    max_no_improvement: int | None,
+    reassignment_ratio: float,
+    init_size: int | None,
+    metric: str,
+    verbose: int,
+    comm: Comm = SINGLE,
+) -> MiniBatchFit:
+    """Seed, then take mini-batch steps until ``max_iter`` passes or early stopping.
+
+    Distributed: each step's batch is drawn from every shard in proportion to its rows and its
+    statistics are SUM-reduced, so every rank ends with the same centers. Prior validation of
+    data is assumed.
+    """
+    k = n_clusters
+    n = source.n_total
+    # Row counts enter the reassignment and smoothing rules as weight totals (the same for
+    # unweighted data), so that a weight of n acts as n repeated rows.
+    mean, variance, total = data_moments(source, metric, comm)
+    size = seed_size(init_size, batch_size, n, k)
+    centers = seed(
+        source, k, init, generator, n_init=n_init, size=size, metric=metric, mean=mean, comm=comm
+    )
+    tol = tol * variance
+    state = MiniBatchState(centers, torch.zeros(k, dtype=torch.float64, device=source.device))
+    batch_size = min(batch_size, n)
+    workspace = Workspace(source.chunk_size, k, source.dtype, source.device)
+    n_steps = (max_iter * n) // batch_size
+    progress = None
+    if verbose and comm.is_main:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=n_steps, desc="mini-batch k-means", leave=False)
+    i = 0
+    try:
+        for i, batch in zip(range(n_steps), _batches(source, batch_size, generator, comm)):
+            rows = _batch_weight(batch, comm)
+            inertia, old = step(
+                batch,
+                state,
+                generator,
+                metric=metric,
+                rows=rows,
+                reassignment_ratio=reassignment_ratio,
+                workspace=workspace,
+                comm=comm,
             )
-            self.n_steps_ = 0
-        else:
-            prepared, centers_t = self._prepare_new_data(X, sample_weight)
-            src = prepared.source
-            generator = make_generator(self.random_state)
-            if hasattr(self, "_rng_state"):
-                generator.set_state(self._rng_state)
-            counts = getattr(self, "_state_counts", None)
-            if counts is None:  # centers set without a fit: treat every center as seen once
-                counts = torch.ones(k, dtype=torch.float64)
-            state = MiniBatchState(
-                centers_t,
-                torch.as_tensor(counts, dtype=torch.float64).to(src.device),
-                since_reassign=getattr(self, "_since_reassign", 0),
-            )
-            if not hasattr(self, "n_steps_"):
-                self.n_steps_ = 0
-        source = prepared.source
-        batch = (
-            source
-            if isinstance(source, TensorSource)
-            else source.sample(torch.arange(source.n_samples))
-        )
-        workspace = Workspace(source.chunk_size, k, source.dtype, source.device)
-        self._step(batch, state, generator, prepared.metric, _batch_weight(batch), workspace)
-        self._rng_state = generator.get_state()
-        self._since_reassign = state.since_reassign
-        self.n_steps_ += 1
-        self._finish(prepared, state, X_is_training=False)
-        return self
+            shift = 0.0
+            if tol > 0.0:
+                shift = float(((state.centers - old).to(torch.float64) ** 2).sum())
+            if progress is not None:
+                progress.update(1)
+            if converged(state, i, total, rows, shift, tol, inertia, max_no_improvement):
+                break
+    finally:
+        if progress is not None:
+            progress.close()
+    steps_done = i + 1 if n_steps else 0
+    return MiniBatchFit(state, steps_done, int(math.ceil(steps_done * batch_size / n)))
+
+
+def start(
+    source: Source,
+    n_clusters: int,
+    *,
+    init: InitSpec,
+    generator: torch.Generator,
+    n_init: int,
+    init_size: int | None,
+    batch_size: int,
+    metric: str,
+) -> MiniBatchState:
+    """The state before the first ``partial_fit`` step: centers seeded on ``source``, no weight
+    seen. Prior validation of data is assumed."""
+    mean, _, _ = data_moments(source, metric)
+    size = seed_size(init_size, batch_size, source.n_total, n_clusters)
+    centers = seed(
+        source, n_clusters, init, generator, n_init=n_init, size=size, metric=metric, mean=mean
+    )
+    return MiniBatchState(
+        centers, torch.zeros(n_clusters, dtype=torch.float64, device=source.device)
+    )
+
+
+def resume(
+    centers: torch.Tensor,
+    counts: torch.Tensor | None,
+    since_reassign: float,
+    n_clusters: int,
+    device: torch.device,
+) -> MiniBatchState:
+    """The state of a fitted model for the next ``partial_fit`` step; centers set without a fit
+    (no ``counts``) count as seen once each."""
+    if counts is None:
+        counts = torch.ones(n_clusters, dtype=torch.float64)
+    return MiniBatchState(
+        centers,
+        torch.as_tensor(counts, dtype=torch.float64).to(device),
+        since_reassign=since_reassign,
+    )
+
+
+def partial_step(
+    source: Source,
+    state: MiniBatchState,
+    generator: torch.Generator,
+    *,
+    n_clusters: int,
+    metric: str,
+    reassignment_ratio: float,
+) -> None:
+    """One step of ``state`` on all of ``source`` (a ``partial_fit`` call), in place. Prior
+    validation of data is assumed."""
+    batch = (
+        source
+        if isinstance(source, TensorSource)
+        else source.sample(torch.arange(source.n_samples))
+    )
+    workspace = Workspace(source.chunk_size, n_clusters, source.dtype, source.device)
+    step(
+        batch,
+        state,
+        generator,
+        metric=metric,
+        rows=_batch_weight(batch),
+        reassignment_ratio=reassignment_ratio,
+        workspace=workspace,
+    )
+
+
+def summarize(
+    source: Source,
+    state: MiniBatchState,
+    *,
+    compute_labels: bool,
+    training: bool,
+    out_dtype: torch.dtype,
+    metric: str,
+    comm: Comm = SINGLE,
+) -> tuple[torch.Tensor | None, float | None]:
+    """``(labels, inertia)`` of ``source`` after a fit (``training``) or a partial_fit step:
+    from a full assignment pass with ``compute_labels``; else, after a fit, no labels and the
+    smoothed batch inertia scaled to the data; else ``(None, None)``."""
+    if compute_labels:
+        centers = state.centers.to(out_dtype).to(source.dtype)
+        labels, inertia = assign_labels(source, centers, metric)
+        return labels, _reduced(float(inertia), comm)
+    if training and state.ewa_inertia is not None:
+        return None, float(state.ewa_inertia * source.n_total)
+    return None, None

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import _validation as v
+from ._params import check_params
 from .exceptions import ParameterError
 
 # Above this many rows the silhouette is computed on a sample of this size (it costs O(N^2)).
@@ -115,26 +116,14 @@ def elbow(ks: list[int], inertia: list[float]) -> int:
     return int(k[1 + int(np.argmax(bend))])
 
 
-def _check_ks(ks: Any, n_samples: int) -> list[int]:
-    if isinstance(ks, (int, np.integer)) and not isinstance(ks, bool):
-        ks = range(2, int(ks) + 1)
-    try:
-        values = [v.check_int("k", k, 2) for k in ks]
-    except TypeError:
-        raise ParameterError(
-            f"ks must be an iterable of ints >= 2 (e.g. range(2, 11)), got {type(ks).__name__}."
-        ) from None
-    if not values:
-        raise ParameterError("ks is empty; pass at least one k, e.g. range(2, 11).")
-    if len(set(values)) != len(values):
-        raise ParameterError(f"ks has repeated values: {values}.")
+def _check_ks_below(values: list[int], n_samples: int) -> None:
+    """Every k leaves a cluster with two rows (the scores need one)."""
     too_big = [k for k in values if k >= n_samples]
     if too_big:
         raise ParameterError(
             f"every k must be < n_samples = {n_samples} (the scores need a cluster with two "
             f"rows), got k = {too_big[0]}" + (f" ... {too_big[-1]}." if len(too_big) > 1 else ".")
         )
-    return values
 
 
 def sweep_k(
@@ -163,13 +152,13 @@ def sweep_k(
 
     if "n_clusters" in kmeans_params:
         raise ParameterError("sweep_k sets n_clusters itself; pass the values in ks.")
+    p = check_params({"ks": ks, "silhouette_sample_size": silhouette_sample_size})
     checked = v.check_array(X)
     n = int(checked.X.shape[0])
-    values = _check_ks(ks, n)
-    sample = silhouette_sample_size
-    if sample is not None:
-        sample = v.check_int("silhouette_sample_size", sample, 2)
-    elif n > SILHOUETTE_SAMPLE:
+    values = p["ks"]
+    _check_ks_below(values, n)
+    sample = p["silhouette_sample_size"]
+    if sample is None and n > SILHOUETTE_SAMPLE:
         sample = SILHOUETTE_SAMPLE
     if sample is not None and sample >= n:
         sample = None

@@ -1,4 +1,6 @@
-"""The validation boundary: the only code that inspects user input.
+"""The validation boundary: the only code that inspects user data (X, batches, sample
+weights, arrays of centers, the feature count after fit); parameters are checked in
+``_params``.
 
 Everything below this module (sources, kernels, the Lloyd loop) assumes validated tensors.
 Errors raised here say what was received, what was expected and, when there is one, the fix.
@@ -8,30 +10,18 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from .exceptions import DataError, ParameterError, UnsupportedInputError
+from .exceptions import DataError, UnsupportedInputError
 
 # Elements inspected per step by the NaN/inf and zero-row scans: bounded extra memory.
 _SCAN_ELEMENTS = 1 << 20
 
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-_DTYPE_NAMES = {
-    "float16": torch.float16,
-    "half": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "float32": torch.float32,
-    "float": torch.float32,
-    "float64": torch.float64,
-    "double": torch.float64,
-}
-METRICS = ("euclidean", "cosine")
-INIT_NAMES = ("k-means++", "k-means||", "random")
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 @dataclass(frozen=True)
@@ -82,140 +72,6 @@ class CheckedBatches:
     @property
     def original(self) -> Any:
         return self.batches
-
-
-# --------------------------------------------------------------------------------------------
-# parameters
-# --------------------------------------------------------------------------------------------
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def check_int(name: str, value: object, minimum: int) -> int:
-    """Return ``value`` as an int, or raise a ParameterError naming ``name``."""
-    if not _is_int(value):
-        raise ParameterError(
-            f"{name} must be an integer >= {minimum}, got {value!r} of type {type(value).__name__}."
-        )
-    if int(value) < minimum:  # type: ignore[call-overload]
-        raise ParameterError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)  # type: ignore[call-overload]
-
-
-def check_tol(tol: object) -> float:
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not np.isfinite(float(tol)):
-        raise ParameterError(f"tol must be a finite number >= 0, got {tol!r}.")
-    if float(tol) < 0:
-        raise ParameterError(f"tol must be >= 0, got {tol!r}.")
-    return float(tol)
-
-
-def check_metric(metric: object) -> str:
-    if not isinstance(metric, str) or metric not in METRICS:
-        raise ParameterError(
-            f"metric must be one of {', '.join(repr(m) for m in METRICS)}, got {metric!r}."
-        )
-    return metric
-
-
-def check_verbose(verbose: object) -> int:
-    if isinstance(verbose, bool):
-        return int(verbose)
-    return check_int("verbose", verbose, 0)
-
-
-def check_init(init: object) -> str | Callable[..., Any] | Any:
-    """Check the kind of ``init``; array contents are checked against the data later."""
-    if isinstance(init, str):
-        if init not in INIT_NAMES:
-            raise ParameterError(
-                f"init must be one of {', '.join(repr(m) for m in INIT_NAMES)}, an array of shape "
-                f"(n_clusters, n_features) or a callable, got the string {init!r}."
-            )
-        return init
-    if callable(init):
-        return init
-    if isinstance(init, (np.ndarray, torch.Tensor, list, tuple)) or hasattr(init, "__array__"):
-        return init
-    raise ParameterError(
-        "init must be 'k-means++', 'random', an array of shape (n_clusters, n_features) or a "
-        f"callable (X, n_clusters, random_state) -> centers, got {type(init).__name__}."
-    )
-
-
-def resolve_n_init(n_init: object, init: object) -> int:
-    """``"auto"``: 1 run for k-means++ or an array, 10 for random or a callable."""
-    if isinstance(n_init, str):
-        if n_init != "auto":
-            raise ParameterError(f"n_init must be 'auto' or an integer >= 1, got {n_init!r}.")
-        seeded = isinstance(init, str) and init in ("k-means++", "k-means||")
-        return 1 if seeded or _is_array(init) else 10
-    value = check_int("n_init", n_init, 1)
-    if _is_array(init) and value != 1:
-        warnings.warn(
-            f"Explicit initial centers were passed in init: performing one run instead of "
-            f"n_init={value}.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return 1
-    return value
-
-
-def _is_array(init: object) -> bool:
-    return not isinstance(init, str) and not callable(init)
-
-
-def check_device(device: object) -> torch.device | None:
-    if device is None:
-        return None
-    try:
-        dev = torch.device(device)  # type: ignore[arg-type,call-overload]
-    except (RuntimeError, TypeError):
-        raise ParameterError(
-            f"device must be None, a torch.device or a string such as 'cpu' or 'cuda:0', "
-            f"got {device!r}."
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError(
-            f"device={device!r} was requested but CUDA is not available in this PyTorch "
-            f"(torch {torch.__version__}). Use device='cpu' or install a CUDA build of PyTorch."
-        )
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ParameterError(f"device={device!r} was requested but MPS is not available.")
-    return dev
-
-
-def check_dtype(dtype: object) -> torch.dtype | None:
-    if dtype is None:
-        return None
-    if isinstance(dtype, torch.dtype):
-        resolved: torch.dtype | None = dtype
-    elif isinstance(dtype, str):
-        resolved = _DTYPE_NAMES.get(dtype.removeprefix("torch."))
-    else:
-        try:
-            resolved = _DTYPE_NAMES.get(np.dtype(dtype).name)  # type: ignore[call-overload]
-        except TypeError:
-            resolved = None
-    if resolved not in _FLOAT_DTYPES:
-        raise ParameterError(
-            f"dtype must be None or a floating dtype (float16, bfloat16, float32, float64), "
-            f"got {dtype!r}."
-        )
-    return resolved
-
-
-def compute_dtype(storage: torch.dtype) -> torch.dtype:
-    """float16 / bfloat16 are computed in float32; float32 and float64 as themselves."""
-    return storage if storage in (torch.float32, torch.float64) else torch.float32
-
-
-# --------------------------------------------------------------------------------------------
-# data
-# --------------------------------------------------------------------------------------------
 
 
 def _is_sparse(X: object) -> bool:
@@ -353,7 +209,7 @@ def parse_batch(batch: Any, start: int) -> tuple[torch.Tensor, torch.Tensor | No
         )
     if t.is_complex():
         raise UnsupportedInputError(f"The batch starting at row {start} is complex. " + _BATCH_HELP)
-    if t.dtype not in _FLOAT_DTYPES and t.is_floating_point():
+    if t.dtype not in FLOAT_DTYPES and t.is_floating_point():
         t = t.to(torch.float32)
     if t.dim() != 2:
         raise DataError(
@@ -456,9 +312,9 @@ def check_array(
             raise UnsupportedInputError(
                 f"Complex data not supported: {name} has dtype {t.dtype}. Expected real numbers."
             )
-        if t.dtype not in _FLOAT_DTYPES and (t.is_floating_point() or t.dtype.is_complex):
+        if t.dtype not in FLOAT_DTYPES and (t.is_floating_point() or t.dtype.is_complex):
             t = t.to(torch.float32)
-        if t.dtype not in _FLOAT_DTYPES and t.dtype not in (
+        if t.dtype not in FLOAT_DTYPES and t.dtype not in (
             torch.int8,
             torch.uint8,
             torch.int16,
@@ -638,13 +494,13 @@ def check_sample_weight(
     return w
 
 
-def check_n_clusters(n_clusters: object, n_samples: int | None = None) -> int:
-    k = check_int("n_clusters", n_clusters, 1)
-    if n_samples is not None and n_samples < k:
+def check_n_samples(n_samples: int, n_clusters: int) -> None:
+    """The data must have at least one row per cluster."""
+    if n_samples < n_clusters:
         raise DataError(
-            f"n_samples={n_samples} should be >= n_clusters={k}. Use fewer clusters or more data."
+            f"n_samples={n_samples} should be >= n_clusters={n_clusters}. Use fewer clusters or "
+            "more data."
         )
-    return k
 
 
 def check_centers(
@@ -662,48 +518,3 @@ def check_centers(
             f"({n_clusters}, {n_features}). Pass one row per cluster with as many columns as X."
         )
     return c
-
-
-def check_init_size(init_size: object) -> int | None:
-    if init_size is None:
-        return None
-    return check_int("init_size", init_size, 1)
-
-
-def check_checkpoint(checkpoint: object) -> Any:
-    """None, or a path whose folder exists (the file itself may not exist yet)."""
-    import os
-    from pathlib import Path
-
-    if checkpoint is None:
-        return None
-    if not isinstance(checkpoint, (str, os.PathLike)):
-        raise ParameterError(
-            f"checkpoint must be None or a file path, got {type(checkpoint).__name__}."
-        )
-    path = Path(checkpoint)
-    if path.is_dir():
-        raise ParameterError(f"checkpoint={str(path)!r} is a folder; expected a file path.")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ParameterError(
-            f"checkpoint={str(path)!r}: the folder {str(folder)!r} does not exist. Create it "
-            "first or pass another path."
-        )
-    return path
-
-
-def check_distributed(distributed: object) -> bool:
-    """``distributed=True`` needs an initialized default process group."""
-    if not isinstance(distributed, (bool, np.bool_)):
-        raise ParameterError(f"distributed must be True or False, got {distributed!r}.")
-    if distributed:
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()):
-            raise ParameterError(
-                "distributed=True needs an initialized default process group: call "
-                "torch.distributed.init_process_group(backend='gloo' or 'nccl') first, or launch "
-                "with torchrun and call it at the start of the script."
-            )
-    return bool(distributed)

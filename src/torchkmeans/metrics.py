@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from . import _validation as v
+from ._params import check_int, check_param
 from .exceptions import DataError, ParameterError
 
 __all__ = [
@@ -35,7 +36,7 @@ _ONEHOT_BYTES = 32 << 20
 def _check_data(X: Any, device: Any = None) -> tuple[torch.Tensor, v.OutputKind]:
     checked = v.check_array(X)
     t = checked.X
-    dev = v.check_device(device) or t.device
+    dev = check_param("device", device) or t.device
     dtype = torch.float64 if t.dtype == torch.float64 else torch.float32
     return t.to(device=dev, dtype=dtype), checked.kind
 
@@ -120,8 +121,7 @@ def silhouette_samples(
     n = x.shape[0]
     codes, k = _encode_labels(labels, n, x.device)
     _check_n_labels(k, n)
-    if chunk_size is not None:
-        chunk_size = v.check_int("chunk_size", chunk_size, 1)
+    chunk_size = check_param("chunk_size", chunk_size)
     step = chunk_size or max(1, min(n, _BLOCK_ELEMENTS // max(n, 1)))
     # Columns grouped by cluster: per-cluster sums of a distance block are differences of its
     # cumulative sums (float64) at the cluster boundaries.
@@ -187,7 +187,7 @@ def silhouette_score(
     same seed gives the same subset and score.
     """
     if sample_size is not None:
-        sample_size = v.check_int("sample_size", sample_size, 2)
+        sample_size = check_int("sample_size", sample_size, 2)
         n = _n_rows(X)
         if isinstance(random_state, np.random.RandomState):
             rs = random_state
@@ -307,7 +307,7 @@ def inertia(X: Any, centers: Any, sample_weight: Any = None, *, metric: str = "e
         checked,
         sample_weight,
         n_clusters=int(c.shape[0]),
-        metric=metric,
+        metric=check_param("metric", metric),
         device=None,
         dtype=None,
         chunk_size=None,
