@@ -259,7 +259,7 @@ def test_verbose_progress_on_stderr(data_dir, capsys):
         == 0
     )
     err = capsys.readouterr().err
-    assert "k-means run 1/1" in err and "inertia" in err
+    assert "Initialization complete" in err and "Iteration 1, inertia" in err
 
 
 def test_stdin_csv(data_dir):

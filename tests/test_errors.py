@@ -65,14 +65,16 @@ CASES = [
         "init shape",
         lambda: KMeans(2, init=np.zeros((3, 3))).fit(X),
         DataError,
-        r"init has shape \(3, 3\), expected \(n_clusters, n_features\) = \(2, 3\)",
+        r"The shape of the initial centers \(3, 3\) does not match the number of clusters 2: "
+        r"init must have shape \(n_clusters, n_features\) = \(2, 3\)",
     ),
     ("init nan", lambda: KMeans(2, init=np.full((2, 3), np.nan)).fit(X), DataError, "NaN"),
     (
         "init callable shape",
         lambda: KMeans(2, init=lambda X, k, rs: np.zeros((k, 2))).fit(X),
         DataError,
-        r"returned by init has shape",
+        r"The shape of the initial centers \(2, 2\) does not match the number of features of "
+        r"the data 3: the centers returned by init must have shape",
     ),
     (
         "metric",
@@ -180,6 +182,9 @@ def test_dataframe_with_text_column():
 
 
 def test_explicit_init_with_n_init_warns():
-    with pytest.warns(RuntimeWarning, match="one run"):
+    with pytest.warns(
+        RuntimeWarning,
+        match="Explicit initial center position passed: performing only one init in KMeans",
+    ):
         km = KMeans(2, init=X[:2].copy(), n_init=5).fit(X)
     assert km.n_iter_ >= 1

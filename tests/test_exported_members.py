@@ -17,6 +17,7 @@ def test_all_is_pinned():
         "TorchKMeansError",
         "UnsupportedInputError",
         "__version__",
+        "k_means",
         "kmeans",
         "kmeans_plusplus",
         "metrics",

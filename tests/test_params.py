@@ -13,6 +13,7 @@ from torchkmeans import (
     MiniBatchKMeans,
     ParameterError,
     TorchKMeansError,
+    k_means,
     kmeans,
     kmeans_plusplus,
     sweep_k,
@@ -27,7 +28,7 @@ from torchkmeans._params import (
 X = np.random.RandomState(0).rand(20, 3)
 
 # Arguments that are data, not parameters: checked by _validation, not by the table.
-DATA = {"X", "y", "sample_weight"}
+DATA = {"X", "y", "sample_weight", "x_squared_norms"}
 
 
 def _parameters(owner):
@@ -52,7 +53,7 @@ def _call(owner, name, value):
     return owner(X, 2, **{name: value})
 
 
-OWNERS = [KMeans, MiniBatchKMeans, kmeans, kmeans_plusplus, sweep_k]
+OWNERS = [KMeans, MiniBatchKMeans, kmeans, k_means, kmeans_plusplus, sweep_k]
 
 
 @pytest.mark.parametrize("owner", OWNERS, ids=lambda o: o.__name__)
@@ -141,6 +142,19 @@ BAD = [
     ),
     ("chunk_size", 0, ParameterError, r"^chunk_size must be an integer >= 1, got 0\.$"),
     (
+        "algorithm",
+        "full",
+        ParameterError,
+        r"^algorithm must be one of 'lloyd', 'elkan', got 'full'\.$",
+    ),
+    ("copy_x", "yes", ParameterError, r"^copy_x must be True or False, got 'yes'\.$"),
+    (
+        "return_n_iter",
+        "yes",
+        ParameterError,
+        r"^return_n_iter must be True or False, got 'yes'\.$",
+    ),
+    (
         "ks",
         [1, 2],
         ParameterError,
@@ -216,7 +230,11 @@ def test_n_init_auto_per_estimator(init, kmeans_runs, minibatch_runs):
 
 
 def test_explicit_centers_run_once_with_a_warning():
-    with pytest.warns(RuntimeWarning, match="performing one run instead of n_init=4") as record:
+    with pytest.warns(
+        RuntimeWarning,
+        match="Explicit initial center position passed: performing only one init in KMeans "
+        "instead of n_init=4",
+    ) as record:
         assert check_params({"init": np.zeros((2, 3)), "n_init": 4})["n_init"] == 1
     assert record[0].filename == __file__  # the warning points at the caller's line
 

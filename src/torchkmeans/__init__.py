@@ -16,7 +16,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time __geta
     from . import metrics
     from ._config import show_config
     from ._estimator import KMeans, MiniBatchKMeans
-    from ._functional import KMeansResult, kmeans, kmeans_plusplus
+    from ._functional import KMeansResult, k_means, kmeans, kmeans_plusplus
     from ._sweep import SweepResult, sweep_k
     from .exceptions import (
         CheckpointError,
@@ -45,6 +45,7 @@ __all__ = [
     "TorchKMeansError",
     "UnsupportedInputError",
     "__version__",
+    "k_means",
     "kmeans",
     "kmeans_plusplus",
     "metrics",
@@ -68,6 +69,7 @@ _LAZY = {
     "SweepResult": "._sweep",
     "TorchKMeansError": ".exceptions",
     "UnsupportedInputError": ".exceptions",
+    "k_means": "._functional",
     "kmeans": "._functional",
     "kmeans_plusplus": "._functional",
     "metrics": ".metrics",

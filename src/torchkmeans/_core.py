@@ -24,6 +24,7 @@ from ._engines._kernels import Mode, Status
 from ._engines.dispatch import engine_for
 from ._engines.torch_engine import WholeLoop
 from ._init import kmeans_parallel_, kmeans_plusplus_, random_rows_
+from ._progress import Progress
 from ._relocation import relocate_empty_clusters
 from ._sources import Source, TensorSource, sample_indices
 from ._statistics import LloydStats
@@ -172,7 +173,7 @@ def lloyd_(
     metric: str,
     labels: torch.Tensor,
     workspace: Workspace,
-    progress: Any = None,
+    progress: Progress | None = None,
     bounds: Bounds | None = None,
     start: int = 0,
     history: list[dict[str, Any]] | None = None,
@@ -227,7 +228,7 @@ def lloyd_(
 
 def _record(
     history: list[dict[str, Any]],
-    progress: Any,
+    progress: Progress | None,
     iteration: int,
     inertia: float,
     shift: float,
@@ -235,7 +236,7 @@ def _record(
     relocated: int,
     seconds: float,
 ) -> None:
-    """Append one iteration to the history, log it and advance the progress bar."""
+    """Append one iteration to the history, log it and report it (``verbose``)."""
     record = {
         "iteration": iteration,
         "inertia": inertia,
@@ -251,8 +252,7 @@ def _record(
         record,
     )
     if progress is not None:
-        progress.update(1)
-        progress.set_postfix(inertia=f"{inertia:.6g}", shift=f"{shift:.3g}")
+        progress.iteration(iteration, inertia)
 
 
 _NATIVE_LOOP_CALL = 1024
@@ -264,7 +264,7 @@ def _lloyd_native(
     *,
     max_iter: int,
     tol: float,
-    progress: Any,
+    progress: Progress | None,
     start: int,
     history: list[dict[str, Any]],
     on_iteration: IterationHook | None,
@@ -401,33 +401,25 @@ def fit(
             hook = _checkpoint_hook(checkpoint, run, generator, best, best_run)
             if start == 0:
                 hook(0, centers, centers, [], False)
-        progress = None
-        if verbose and comm.is_main:
-            from tqdm.auto import tqdm
-
-            progress = tqdm(
-                total=max_iter, initial=start, desc=f"k-means run {run + 1}/{n_init}", leave=False
-            )
+        progress = Progress(bool(verbose) and comm.is_main)
+        progress.initialized()
         bounds = Bounds(source.n_samples, source.device) if use_bounds else None
-        try:
-            centers, n_iter, history = lloyd_(
-                source,
-                centers,
-                max_iter=start if stopped else max_iter,
-                tol=tol_abs,
-                metric=metric,
-                labels=labels,
-                workspace=workspace,
-                progress=progress,
-                bounds=bounds,
-                start=start,
-                history=history,
-                on_iteration=hook,
-                comm=comm,
-            )
-        finally:
-            if progress is not None:
-                progress.close()
+        centers, n_iter, history = lloyd_(
+            source,
+            centers,
+            max_iter=start if stopped else max_iter,
+            tol=tol_abs,
+            metric=metric,
+            labels=labels,
+            workspace=workspace,
+            progress=progress,
+            bounds=bounds,
+            start=start,
+            history=history,
+            on_iteration=hook,
+            comm=comm,
+        )
+        progress.run_finished(history, tol_abs)
         rounded = centers.to(out_dtype).to(source.dtype)
         if bounds is not None:
             bounds.moved(centers, rounded)

@@ -193,10 +193,19 @@ default="k-means++"
     device : str, torch.device or None, default=None
         Where to compute. None: the device of the input tensor (numpy, lists, pandas: CPU).
     dtype : torch dtype, str or None, default=None
-        The dtype of the fitted centers. None keeps the data's float dtype (integers and
-        bools become float32). float16 and bfloat16 are computed in float32.
+        The dtype of the fitted centers. None keeps the data's float dtype (integer and bool
+        numpy, pandas and list data become float64, as in scikit-learn; an integer tensor
+        becomes torch's default dtype). float16 and bfloat16 are computed in float32.
     verbose : int, default=0
-        Above 0, show a progress bar per run on stderr.
+        Above 0, print scikit-learn's progress lines on stdout ("Initialization complete",
+        "Iteration i, inertia x", "Converged at iteration i: ...").
+    algorithm : {"lloyd", "elkan"}, default="lloyd"
+        scikit-learn's choice of iteration. Both run torchkmeans' exact Lloyd iteration with
+        Hamerly pruning and give identical results; accepted so that code written for
+        scikit-learn runs unchanged.
+    copy_x : bool, default=True
+        Accepted for scikit-learn's signature: torchkmeans never modifies the caller's data,
+        whatever its value.
     chunk_size : int or None, default=None
         Rows per chunk; None picks it from n_features and n_clusters so that a fit's extra
         memory stays bounded. Results do not depend on it.
@@ -254,6 +263,8 @@ default="k-means++"
         device: Any = None,
         dtype: Any = None,
         verbose: int = 0,
+        algorithm: str = "lloyd",
+        copy_x: bool = True,
         chunk_size: int | None = None,
         init_size: int | None = None,
         checkpoint: Any = None,
@@ -269,6 +280,8 @@ default="k-means++"
         self.device = device
         self.dtype = dtype
         self.verbose = verbose
+        self.algorithm = algorithm
+        self.copy_x = copy_x
         self.chunk_size = chunk_size
         self.init_size = init_size
         self.checkpoint = checkpoint
@@ -297,7 +310,9 @@ default="k-means++"
         self : KMeans
             The fitted estimator.
         """
-        result, prepared = run_fit(X, sample_weight, self.get_params(deep=False))
+        result, prepared, params = run_fit(X, sample_weight, self.get_params(deep=False))
+        self._n_init = params["n_init"]  # (scikit-learn's private attribute: runs made)
+        self._algorithm = params["algorithm"]
         self._set_centers(prepared, result.centers)
         self.labels_ = prepared.checked.kind.wrap(result.labels)
         self.inertia_ = float(result.inertia)
@@ -403,6 +418,10 @@ class MiniBatchKMeans(_KMeansBase):
         """
         fit_input = prepare_fit(X, sample_weight, self.get_params(deep=False), MINIBATCH_N_INIT)
         p, prepared = fit_input.params, fit_input.prepared
+        self._n_init = p["n_init"]  # (scikit-learn's private attributes)
+        self._init_size = minibatch.seed_size(
+            p["init_size"], p["batch_size"], prepared.source.n_total, p["n_clusters"], warn=False
+        )
         fitted = minibatch.fit(
             prepared.source,
             p["n_clusters"],

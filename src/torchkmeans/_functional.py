@@ -80,7 +80,7 @@ def prepare(
     t = checked.X
     if metric == "cosine":
         v.check_nonzero_rows(t, name)
-    out_dtype = dtype or (t.dtype if t.is_floating_point() else torch.float32)
+    out_dtype = dtype or (t.dtype if t.is_floating_point() else integer_result_dtype(checked.kind))
     cdtype = compute_dtype(out_dtype)
     dev = device or t.device
     w = v.check_sample_weight(
@@ -113,7 +113,9 @@ def _prepare_batches(
             "with one weight per row instead."
         )
     checked = X if isinstance(X, v.CheckedBatches) else v.check_batches(X)
-    out_dtype = requested or (checked.dtype if checked.dtype.is_floating_point else torch.float32)
+    out_dtype = requested or (
+        checked.dtype if checked.dtype.is_floating_point else torch.get_default_dtype()
+    )
     cdtype = compute_dtype(out_dtype)
     dev = dev or (checked.kind.device if checked.kind.is_tensor else None) or torch.device("cpu")
     rows = chunk_size or default_chunk_size(checked.n_features, n_clusters)
@@ -223,8 +225,17 @@ def prepare_fit(
     return FitInput(p, prepared, init, generator, comm)
 
 
-def run_fit(X: Any, sample_weight: Any, params: Mapping[str, Any]) -> tuple[FitResult, Prepared]:
-    """A k-means fit (``KMeans.fit``, :func:`kmeans`): the fit boundary, then the Lloyd core."""
+def integer_result_dtype(kind: v.OutputKind) -> torch.dtype:
+    """The dtype integer and bool data is clustered in: float64 for numpy, pandas and lists (as
+    scikit-learn does), torch's default dtype for tensors."""
+    return torch.get_default_dtype() if kind.is_tensor else torch.float64
+
+
+def run_fit(
+    X: Any, sample_weight: Any, params: Mapping[str, Any]
+) -> tuple[FitResult, Prepared, dict[str, Any]]:
+    """A k-means fit (``KMeans.fit``, :func:`kmeans`): the fit boundary, then the Lloyd core.
+    Returns the result, the prepared data and the checked parameters."""
     fit_input = prepare_fit(X, sample_weight, params)
     p, prepared, comm = fit_input.params, fit_input.prepared, fit_input.comm
     source = prepared.source
@@ -266,7 +277,7 @@ def run_fit(X: Any, sample_weight: Any, params: Mapping[str, Any]) -> tuple[FitR
         checkpoint=ckpt,
         comm=comm,
     )
-    return result, prepared
+    return result, prepared, p
 
 
 def agree(comm: Comm, step: Callable[[], Any]) -> Any:
@@ -370,6 +381,8 @@ def kmeans(
     device: Any = None,
     dtype: Any = None,
     verbose: int = 0,
+    algorithm: str = "lloyd",
+    copy_x: bool = True,
     chunk_size: int | None = None,
     init_size: int | None = None,
     checkpoint: Any = None,
@@ -397,7 +410,7 @@ def kmeans(
     >>> float(result.inertia)
     1.0
     """
-    result, prepared = run_fit(
+    result, prepared, _ = run_fit(
         X,
         sample_weight,
         {
@@ -411,6 +424,8 @@ def kmeans(
             "device": device,
             "dtype": dtype,
             "verbose": verbose,
+            "algorithm": algorithm,
+            "copy_x": copy_x,
             "chunk_size": chunk_size,
             "init_size": init_size,
             "checkpoint": checkpoint,
@@ -427,11 +442,61 @@ def kmeans(
     )
 
 
+def k_means(
+    X: Any,
+    n_clusters: int,
+    *,
+    sample_weight: Any = None,
+    init: Any = "k-means++",
+    n_init: int | str = "auto",
+    max_iter: int = 300,
+    verbose: int | bool = False,
+    tol: float = 1e-4,
+    random_state: Any = None,
+    copy_x: bool = True,
+    algorithm: str = "lloyd",
+    return_n_iter: bool = False,
+    **options: Any,
+) -> tuple[Any, ...]:
+    """scikit-learn's :func:`sklearn.cluster.k_means`: the same signature and return tuple.
+
+    ``options`` are the other parameters of :class:`torchkmeans.KMeans` (``metric``,
+    ``device``, ``dtype``, ``chunk_size``, ``init_size``, ``checkpoint``, ``distributed``).
+
+    Returns
+    -------
+    centroid : array of shape (n_clusters, n_features)
+    label : array of shape (n_samples,)
+    inertia : float
+    best_n_iter : int
+        Only when ``return_n_iter`` is True.
+    """
+    want_n_iter = check_param("return_n_iter", return_n_iter)
+    result = kmeans(
+        X,
+        n_clusters,
+        sample_weight=sample_weight,
+        init=init,
+        n_init=n_init,
+        max_iter=max_iter,
+        verbose=verbose,
+        tol=tol,
+        random_state=random_state,
+        copy_x=copy_x,
+        algorithm=algorithm,
+        **options,
+    )
+    if want_n_iter:
+        return result.centers, result.labels, result.inertia, result.n_iter
+    return result.centers, result.labels, result.inertia
+
+
 def kmeans_plusplus(
     X: Any,
     n_clusters: int,
     *,
     sample_weight: Any = None,
+    x_squared_norms: Any = None,
     random_state: Any = None,
     n_local_trials: int | None = None,
     metric: str = "euclidean",
@@ -440,6 +505,9 @@ def kmeans_plusplus(
     chunk_size: int | None = None,
 ) -> tuple[Any, Any]:
     """Greedy k-means++ seeding, weighted by ``sample_weight``.
+
+    ``x_squared_norms`` (scikit-learn's precomputed squared row norms, shape (n_samples,)) is
+    checked and not needed: distances are computed from the rows themselves.
 
     Returns
     -------
@@ -471,6 +539,8 @@ def kmeans_plusplus(
         chunk_size=p["chunk_size"],
     )
     v.check_n_samples(prepared.source.n_samples, k)
+    if x_squared_norms is not None:
+        v.check_squared_norms(x_squared_norms, prepared.source.n_samples)
     shift = None
     if prepared.metric == "euclidean":
         from ._core import data_moments

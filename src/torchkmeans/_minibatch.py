@@ -32,7 +32,8 @@ from ._distributed import SINGLE, Comm
 from ._engines.dispatch import engine_for
 from ._functional import assign_labels
 from ._init import canonical_order, random_rows_, sample_by_cdf
-from ._params import warn
+from ._params import warn as _warn
+from ._progress import Progress
 from ._sources import BatchSource, Source, TensorSource, sample_indices
 
 
@@ -214,21 +215,24 @@ def _batch_weight(batch: TensorSource, comm: Comm = SINGLE) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def seed_size(init_size: int | None, batch_size: int, n_samples: int, n_clusters: int) -> int:
+def seed_size(
+    init_size: int | None, batch_size: int, n_samples: int, n_clusters: int, warn: bool = True
+) -> int:
     """Rows that seeding runs on and that judge the ``n_init`` seedings: ``init_size``, by
     default ``3 * batch_size`` (``3 * n_clusters`` when that is fewer than ``n_clusters``), at
-    most ``n_samples``."""
+    most ``n_samples``. An ``init_size`` below ``n_clusters`` warns (when ``warn``)."""
     size = init_size
     if size is None:
         size = 3 * int(batch_size)
         if size < n_clusters:
             size = 3 * n_clusters
     elif size < n_clusters:
-        warn(
-            f"init_size={size} should be larger than n_clusters={n_clusters}. Setting it to "
-            f"min(3*n_clusters, n_samples)",
-            RuntimeWarning,
-        )
+        if warn:
+            _warn(
+                f"init_size={size} should be larger than n_clusters={n_clusters}. Setting it "
+                "to min(3*n_clusters, n_samples)",
+                RuntimeWarning,
+            )
         size = 3 * n_clusters
     return min(int(size), n_samples)
 
@@ -332,25 +336,28 @@ def converged(
     tol: float,
     inertia: float,
     max_no_improvement: int | None,
-) -> bool:
+) -> str | None:
     """scikit-learn's early stopping: tol on the center change, or no improvement of the
-    exponentially weighted average of the per-row batch inertia (``i``: the step, from 0)."""
+    exponentially weighted average of the per-row batch inertia (``i``: the step, from 0).
+    Returns why the fit stops (scikit-learn's words), or None to go on."""
     inertia /= batch_rows
     if i == 0:  # the first step's inertia is from the seeding
-        return False
+        return None
     if state.ewa_inertia is None:
         state.ewa_inertia = inertia
     else:
         alpha = min(1.0, batch_rows * 2.0 / (n + 1))
         state.ewa_inertia = state.ewa_inertia * (1 - alpha) + inertia * alpha
     if tol > 0.0 and shift <= tol:
-        return True
+        return "small centers change"
     if state.ewa_inertia_min is None or state.ewa_inertia < state.ewa_inertia_min:
         state.no_improvement = 0
         state.ewa_inertia_min = state.ewa_inertia
     else:
         state.no_improvement += 1
-    return max_no_improvement is not None and state.no_improvement >= max_no_improvement
+    if max_no_improvement is not None and state.no_improvement >= max_no_improvement:
+        return "lack of improvement in inertia"
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,35 +411,28 @@ def fit(
     batch_size = min(batch_size, n)
     workspace = Workspace(source.chunk_size, k, source.dtype, source.device)
     n_steps = (max_iter * n) // batch_size
-    progress = None
-    if verbose and comm.is_main:
-        from tqdm.auto import tqdm
-
-        progress = tqdm(total=n_steps, desc="mini-batch k-means", leave=False)
+    progress = Progress(bool(verbose) and comm.is_main)
     i = 0
-    try:
-        for i, batch in zip(range(n_steps), _batches(source, batch_size, generator, comm)):
-            rows = _batch_weight(batch, comm)
-            inertia, old = step(
-                batch,
-                state,
-                generator,
-                metric=metric,
-                rows=rows,
-                reassignment_ratio=reassignment_ratio,
-                workspace=workspace,
-                comm=comm,
-            )
-            shift = 0.0
-            if tol > 0.0:
-                shift = float(((state.centers - old).to(torch.float64) ** 2).sum())
-            if progress is not None:
-                progress.update(1)
-            if converged(state, i, total, rows, shift, tol, inertia, max_no_improvement):
-                break
-    finally:
-        if progress is not None:
-            progress.close()
+    for i, batch in zip(range(n_steps), _batches(source, batch_size, generator, comm)):
+        rows = _batch_weight(batch, comm)
+        inertia, old = step(
+            batch,
+            state,
+            generator,
+            metric=metric,
+            rows=rows,
+            reassignment_ratio=reassignment_ratio,
+            workspace=workspace,
+            comm=comm,
+        )
+        shift = 0.0
+        if tol > 0.0:
+            shift = float(((state.centers - old).to(torch.float64) ** 2).sum())
+        reason = converged(state, i, total, rows, shift, tol, inertia, max_no_improvement)
+        progress.minibatch_step(i + 1, n_steps, inertia / rows, state.ewa_inertia)
+        if reason is not None:
+            progress.minibatch_converged(reason, i + 1, n_steps)
+            break
     steps_done = i + 1 if n_steps else 0
     return MiniBatchFit(state, steps_done, int(math.ceil(steps_done * batch_size / n)))
 

@@ -31,6 +31,7 @@ from .exceptions import ParameterError
 
 METRICS = ("euclidean", "cosine")
 INIT_NAMES = ("k-means++", "k-means||", "random")
+ALGORITHMS = ("lloyd", "elkan")
 _DTYPE_NAMES = {
     "float16": torch.float16,
     "half": torch.float16,
@@ -339,6 +340,11 @@ PARAMS: dict[str, Constraint] = {
     "n_init": NInit(),
     "random_state": RandomState(),
     "metric": OneOf(METRICS),
+    # scikit-learn's names: both algorithms run the same exact, pruned Lloyd iteration
+    "algorithm": OneOf(ALGORITHMS),
+    # accepted for scikit-learn's signature: the caller's data is never modified anyway
+    "copy_x": Flag(),
+    "return_n_iter": Flag(),
     "device": Device(),
     "dtype": Dtype(),
     "chunk_size": Integer(1, optional=True),
@@ -354,6 +360,7 @@ class AutoNInit:
 
     seeded: tuple[str, ...]
     runs: int
+    estimator: str = "KMeans"
 
     def __call__(self, init: Any) -> int:
         if isinstance(init, str):
@@ -362,7 +369,7 @@ class AutoNInit:
 
 
 KMEANS_N_INIT = AutoNInit(("k-means++", "k-means||"), 10)
-MINIBATCH_N_INIT = AutoNInit(("k-means++",), 3)
+MINIBATCH_N_INIT = AutoNInit(("k-means++",), 3, "MiniBatchKMeans")
 
 
 def check_params(
@@ -377,6 +384,13 @@ def check_params(
     checked = {name: check(name, params[name]) for name, check in PARAMS.items() if name in params}
     if "n_init" in checked:
         checked["n_init"] = resolve_n_init(checked["n_init"], checked["init"], auto_n_init)
+    if checked.get("algorithm") == "elkan" and checked.get("n_clusters") == 1:
+        warn(
+            "algorithm='elkan' doesn't make sense for a single cluster. Using 'lloyd' instead "
+            "(in torchkmeans both run the same exact, pruned Lloyd iteration).",
+            RuntimeWarning,
+        )
+        checked["algorithm"] = "lloyd"
     return checked
 
 
@@ -396,8 +410,8 @@ def resolve_n_init(n_init: int | str, init: Any, auto_n_init: AutoNInit = KMEANS
         return auto_n_init(init)
     if not isinstance(init, str) and not callable(init) and n_init != 1:
         warn(
-            f"Explicit initial centers were passed in init: performing one run instead of "
-            f"n_init={n_init}.",
+            "Explicit initial center position passed: performing only one init in "
+            f"{auto_n_init.estimator} instead of n_init={n_init}.",
             RuntimeWarning,
         )
         return 1

@@ -512,9 +512,39 @@ def check_centers(
     except DataError as exc:
         raise DataError(f"{name} is not a valid array of centers: {exc}") from None
     c = checked.X
-    if tuple(c.shape) != (n_clusters, n_features):
+    shape = tuple(c.shape)
+    if shape[0] != n_clusters:
         raise DataError(
-            f"{name} has shape {tuple(c.shape)}, expected (n_clusters, n_features) = "
-            f"({n_clusters}, {n_features}). Pass one row per cluster with as many columns as X."
+            f"The shape of the initial centers {shape} does not match the number of clusters "
+            f"{n_clusters}: {name} must have shape (n_clusters, n_features) = ({n_clusters}, "
+            f"{n_features}). Pass one row per cluster."
+        )
+    if shape[1] != n_features:
+        raise DataError(
+            f"The shape of the initial centers {shape} does not match the number of features "
+            f"of the data {n_features}: {name} must have shape (n_clusters, n_features) = "
+            f"({n_clusters}, {n_features}). Pass as many columns as X has."
         )
     return c
+
+
+def check_squared_norms(x_squared_norms: Any, n_samples: int) -> None:
+    """scikit-learn's precomputed squared row norms: numbers, one per row of X."""
+    try:
+        norms = np.asarray(
+            x_squared_norms.detach().cpu() if isinstance(x_squared_norms, torch.Tensor)
+            else x_squared_norms
+        )  # fmt: skip
+    except Exception as exc:  # any container numpy cannot read
+        raise DataError(f"x_squared_norms is not an array: {exc}") from None
+    if norms.ndim == 0 or norms.dtype.kind not in "fiu":
+        raise DataError(
+            f"x_squared_norms must be an array of numbers of shape (n_samples,), got "
+            f"{type(x_squared_norms).__name__} of dtype {norms.dtype} and shape {norms.shape}."
+        )
+    if norms.shape[0] != n_samples:
+        raise DataError(
+            f"The length of x_squared_norms {norms.shape[0]} should be equal to the length of "
+            f"n_samples {n_samples}. Pass one squared norm per row of X, or None (torchkmeans "
+            "computes what it needs from X)."
+        )

@@ -8,6 +8,7 @@ The library (torch, numpy, scikit-learn) is imported inside the commands, so ``-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -163,7 +164,9 @@ def _fit(args: argparse.Namespace) -> int:
     )
     t0 = time.perf_counter()
     try:
-        km.fit(X)
+        # (verbose lines go to stdout in the library, as scikit-learn's; here to stderr)
+        with contextlib.redirect_stdout(sys.stderr):
+            km.fit(X)
     except TorchKMeansError as exc:
         raise type(exc)(f"{args.data}: {exc}") from None
     seconds = time.perf_counter() - t0
@@ -390,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     loud = fit.add_mutually_exclusive_group()
     loud.add_argument(
-        "--verbose", "-v", action="store_true", help="progress bar per iteration on stderr"
+        "--verbose", "-v", action="store_true", help="a line per iteration (inertia) on stderr"
     )
     loud.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
     fit.set_defaults(func=_fit)
