@@ -71,13 +71,20 @@ def test_float_dtype_is_kept(dtype):
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_])
-def test_integers_and_bools_become_float32(dtype):
+def test_integers_and_bools_become_float64(dtype):
+    """As in scikit-learn: integer and bool numpy (pandas, list) data is clustered in float64;
+    an integer tensor in torch's default dtype."""
     X = (np.abs(_data()) * 3).astype(dtype)
     X = np.vstack([X, X + 1]).astype(dtype)
     km = KMeans(3, random_state=0).fit(X)
-    assert km.cluster_centers_.dtype == np.float32
-    ref = KMeans(3, random_state=0).fit(X.astype(np.float32))
+    assert km.cluster_centers_.dtype == np.float64
+    ref = KMeans(3, random_state=0).fit(X.astype(np.float64))
     np.testing.assert_array_equal(km.labels_, ref.labels_)
+    np.testing.assert_array_equal(km.cluster_centers_, ref.cluster_centers_)
+    from_list = KMeans(3, random_state=0).fit(X.tolist())
+    assert from_list.cluster_centers_.dtype == np.float64
+    t = KMeans(3, random_state=0).fit(torch.as_tensor(X))
+    assert t.cluster_centers_.dtype == torch.get_default_dtype()
 
 
 @pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
