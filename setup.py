@@ -21,7 +21,10 @@ import sys
 from setuptools import Extension, setup
 
 _SOURCES = ["src/torchkmeans/csrc/lloyd.c"]
-_DEPENDS = ["src/torchkmeans/csrc/lloyd_impl.h", "src/torchkmeans/csrc/tk_constants.h"]
+_DEPENDS = [
+    f"src/torchkmeans/csrc/{name}"
+    for name in ("lloyd_impl.h", "pass_impl.h", "loop_impl.h", "seeding_impl.h", "tk_constants.h")
+]
 
 
 def _kernel(name: str, flags: list[str]) -> Extension:
