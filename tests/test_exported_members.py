@@ -3,6 +3,7 @@ import torchkmeans
 
 def test_all_is_pinned():
     assert torchkmeans.__all__ == [
+        "BatchedResult",
         "CheckpointError",
         "ConvergenceWarning",
         "DataError",
@@ -19,6 +20,7 @@ def test_all_is_pinned():
         "__version__",
         "k_means",
         "kmeans",
+        "kmeans_batched",
         "kmeans_plusplus",
         "metrics",
         "show_config",

@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 if _typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports these
     from . import metrics
+    from ._batched import BatchedResult, kmeans_batched
     from ._config import show_config
     from ._estimator import KMeans, MiniBatchKMeans
     from ._functional import KMeansResult, k_means, kmeans, kmeans_plusplus
@@ -31,6 +32,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time __geta
     )
 
 __all__ = [
+    "BatchedResult",
     "CheckpointError",
     "ConvergenceWarning",
     "DataError",
@@ -47,6 +49,7 @@ __all__ = [
     "__version__",
     "k_means",
     "kmeans",
+    "kmeans_batched",
     "kmeans_plusplus",
     "metrics",
     "show_config",
@@ -56,6 +59,7 @@ __all__ = [
 # Public name -> the module that defines it; a name equal to its module's last part is the
 # module itself (``metrics``).
 _LAZY = {
+    "BatchedResult": "._batched",
     "CheckpointError": ".exceptions",
     "ConvergenceWarning": ".exceptions",
     "DataError": ".exceptions",
@@ -71,6 +75,7 @@ _LAZY = {
     "UnsupportedInputError": ".exceptions",
     "k_means": "._functional",
     "kmeans": "._functional",
+    "kmeans_batched": "._batched",
     "kmeans_plusplus": "._functional",
     "metrics": ".metrics",
     "show_config": "._config",

@@ -1,0 +1,127 @@
+"""kmeans_batched: each problem is kmeans() on its own, with the documented per-problem seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from torchkmeans import DataError, ParameterError, kmeans, kmeans_batched
+
+
+def _problems(b=4, n=300, d=3, k=4, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(b):
+        centers = rng.normal(size=(k, d)) * 6
+        out.append(centers[rng.integers(0, k, n)] + rng.normal(size=(n, d)))
+    return np.stack(out).astype(dtype)
+
+
+def _same(a, b):
+    np.testing.assert_array_equal(np.asarray(a.centers), np.asarray(b.centers))
+    np.testing.assert_array_equal(np.asarray(a.labels), np.asarray(b.labels))
+    assert a.inertia == b.inertia and a.n_iter == b.n_iter
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_each_problem_is_kmeans_alone_with_seed_plus_b(dtype, init):
+    X = _problems(dtype=dtype)
+    got = kmeans_batched(X, 4, init=init, random_state=7)
+    assert got.centers.shape == (4, 4, 3) and got.centers.dtype == dtype
+    assert got.labels.shape == (4, 300) and got.inertia.shape == (4,) and got.n_iter.shape == (4,)
+    for b in range(4):
+        alone = kmeans(X[b], 4, init=init, n_init=1, random_state=7 + b)
+        np.testing.assert_array_equal(got.centers[b], alone.centers)
+        np.testing.assert_array_equal(got.labels[b], alone.labels)
+        assert got.inertia[b] == alone.inertia and got.n_iter[b] == alone.n_iter
+
+
+def test_problems_converge_on_their_own():
+    X = _problems()
+    X[2] = X[2][:, :1].repeat(3, axis=1) * 0 + np.arange(300)[:, None] % 4  # 4 exact points
+    got = kmeans_batched(X, 4, random_state=0, tol=0.0)
+    assert got.n_iter[2] <= 2  # exact points: converged at once, while others go on
+    assert len(set(got.n_iter.tolist())) > 1
+
+
+def test_ragged_problems_give_a_list_of_labels():
+    X = _problems()
+    ragged = [X[0][:100], X[1], X[2][:250]]
+    got = kmeans_batched(ragged, 3, random_state=1)
+    assert isinstance(got.labels, list) and [len(lab) for lab in got.labels] == [100, 300, 250]
+    assert got.centers.shape == (3, 3, 3)
+    for b, x in enumerate(ragged):
+        np.testing.assert_array_equal(got.labels[b], kmeans(x, 3, random_state=1 + b).labels)
+
+
+def test_tensors_in_tensors_out_with_weights_and_explicit_init():
+    X = torch.as_tensor(_problems(b=3))
+    w = torch.rand(3, 300, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    init = X[:, :4].clone()
+    got = kmeans_batched(X, 4, sample_weight=w, init=init)
+    assert isinstance(got.centers, torch.Tensor) and got.centers.shape == (3, 4, 3)
+    assert isinstance(got.labels, torch.Tensor) and got.labels.shape == (3, 300)
+    assert isinstance(got.inertia, torch.Tensor) and got.n_iter.dtype == torch.int64
+    for b in range(3):
+        alone = kmeans(X[b], 4, sample_weight=w[b], init=init[b])
+        torch.testing.assert_close(got.centers[b], alone.centers, rtol=0, atol=0)
+        assert float(got.inertia[b]) == alone.inertia
+
+
+def test_cosine_and_empty_clusters_per_problem():
+    X = _problems(b=2)
+    X[1, :, :] += 50.0  # far from the origin: cosine still works per problem
+    init = np.stack([X[0][:4], np.vstack([X[1][:3], [[1e6, 1e6, 1e6]]])])  # one far center
+    got = kmeans_batched(X, 4, init=init, metric="cosine")
+    for b in range(2):
+        alone = kmeans(X[b], 4, init=init[b], metric="cosine")
+        np.testing.assert_array_equal(got.labels[b], alone.labels)
+    eu = kmeans_batched(X, 4, init=init)
+    assert np.isfinite(eu.centers).all() and len(np.unique(eu.labels[1])) == 4
+
+
+def test_generators_give_documented_seeds():
+    X = _problems(b=2)
+    rs = np.random.RandomState(3)
+    seeds = np.random.RandomState(3).randint(0, np.iinfo(np.int32).max, size=2)
+    got = kmeans_batched(X, 4, random_state=rs)
+    for b in range(2):
+        _ = kmeans(X[b], 4, random_state=int(seeds[b]))
+        np.testing.assert_array_equal(got.labels[b], _.labels)
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda X: kmeans_batched(X[0], 2), DataError, r"\(B, N, D\) array .* shape \(300, 3\)"),
+        (lambda X: kmeans_batched([], 2), DataError, "empty list"),
+        (lambda X: kmeans_batched(X, 0), ParameterError, "n_clusters must be an integer >= 1"),
+        (lambda X: kmeans_batched(X, 2, metric="l1"), ParameterError, "metric must be one of"),
+        (lambda X: kmeans_batched(X, 500), DataError, r"^problem 0: n_samples=300 should be >="),
+        (
+            lambda X: kmeans_batched(np.concatenate([X[:2], X[2:3] * np.nan]), 2),
+            DataError,
+            r"^problem 2: Input X contains NaN",
+        ),
+        (
+            lambda X: kmeans_batched(X, 2, sample_weight=np.ones((3, 300))),
+            DataError,
+            r"sample_weight has 3 entries, expected one per problem \(4\)",
+        ),
+        (
+            lambda X: kmeans_batched(X, 2, init=np.zeros((4, 3, 3))),
+            DataError,
+            r"^problem 0: The shape of the initial centers \(3, 3\) does not match",
+        ),
+        (
+            lambda X: kmeans_batched([X[0], torch.as_tensor(X[1])], 2),
+            DataError,
+            "mixes tensors and arrays",
+        ),
+    ],
+)
+def test_bad_input_is_a_clear_error_naming_the_problem(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call(_problems())
