@@ -96,11 +96,12 @@ class Checkpoint:
         self.params = params
         self.data: str | None = None
 
-    def load(self, data: str) -> FitState | None:
+    def load(self, data: str, n_features: int | None = None) -> FitState | None:
         """The saved state, or None when there is no checkpoint file yet.
 
-        Raises :class:`CheckpointError` when the file is not a checkpoint or was written for
-        other parameters or other data.
+        Raises :class:`CheckpointError` when the file is not a checkpoint, was written for
+        other parameters or other data, or holds a state that does not fit them (every field
+        is checked: types, ranges, and the shapes of the centers, ``n_features`` wide).
         """
         self.data = data
         if not self.path.exists():
@@ -149,27 +150,80 @@ class Checkpoint:
             tensors = load_file(str(self.path))
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"{self.path}: corrupt checkpoint ({exc}).") from None
+        try:
+            return self._state(meta, tensors, n_features)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"{self.path}: corrupt checkpoint ({type(exc).__name__}: {exc}). Remove it to "
+                "start the fit afresh."
+            ) from None
+
+    def _state(
+        self, meta: dict[str, Any], tensors: dict[str, torch.Tensor], n_features: int | None
+    ) -> FitState:
+        """The checkpoint's state, every field checked against this fit's parameters (a
+        ValueError, KeyError or TypeError says what is wrong)."""
+        k = self.params.get("n_clusters")
+        runs = self.params.get("n_init")
+        max_iter = self.params.get("max_iter")
+
+        def integer(value: Any, name: str, low: int, high: int | None) -> int:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} is {value!r}, expected an integer")
+            if value < low or (high is not None and value > high):
+                raise ValueError(f"{name}={value} is outside [{low}, {high}]")
+            return value
+
+        def centers(name: str) -> torch.Tensor:
+            c = tensors[name]
+            width = n_features if n_features is not None else (c.shape[-1] if c.dim() else -1)
+            if c.dim() != 2 or (k is not None and c.shape[0] != k) or c.shape[1] != width:
+                raise ValueError(f"{name} has shape {tuple(c.shape)}, expected ({k}, {width})")
+            if not c.is_floating_point() or not bool(torch.isfinite(c).all()):
+                raise ValueError(f"{name} holds values that are not finite numbers")
+            return c
+
+        def history(value: Any, name: str) -> list[dict[str, Any]]:
+            if not isinstance(value, list) or not all(isinstance(h, dict) for h in value):
+                raise TypeError(f"{name} is not a list of records")
+            return value
+
+        run = integer(meta["run"], "run", 0, None if runs is None else runs - 1)
+        iteration = integer(meta["iteration"], "iteration", 0, max_iter)
+        if not isinstance(meta["stopped"], bool):
+            raise TypeError(f"stopped is {meta['stopped']!r}, expected true or false")
+        rng = tensors["rng_state"]
+        if rng.dtype != torch.uint8 or rng.dim() != 1:
+            raise ValueError("rng_state is not a generator state")
         best = None
         if meta.get("best") is not None:
             b = meta["best"]
+            if not isinstance(b, dict):
+                raise TypeError("best is not a record")
+            inertia = b["inertia"]
+            if isinstance(inertia, bool) or not isinstance(inertia, (int, float)):
+                raise TypeError(f"best inertia is {inertia!r}, expected a number")
             best = BestRun(
-                run=int(b["run"]),
-                centers=tensors["best_centers"],
-                inertia=float(b["inertia"]),
-                n_iter=int(b["n_iter"]),
-                history=list(b["history"]),
-                n_nonempty=int(b["n_nonempty"]),
+                run=integer(b["run"], "best run", 0, run),
+                centers=centers("best_centers"),
+                inertia=float(inertia),
+                n_iter=integer(b["n_iter"], "best n_iter", 0, max_iter),
+                history=history(b["history"], "best history"),
+                n_nonempty=integer(b["n_nonempty"], "best n_nonempty", 0, k),
             )
+        extra = meta.get("extra", {})
+        if not isinstance(extra, dict):
+            raise TypeError("extra is not a record")
         return FitState(
-            run=int(meta["run"]),
-            iteration=int(meta["iteration"]),
-            stopped=bool(meta["stopped"]),
-            centers=tensors["centers"],
-            previous=tensors.get("previous"),
-            history=list(meta["history"]),
-            rng_state=tensors["rng_state"],
+            run=run,
+            iteration=iteration,
+            stopped=meta["stopped"],
+            centers=centers("centers"),
+            previous=centers("previous") if "previous" in tensors else None,
+            history=history(meta["history"], "history"),
+            rng_state=rng,
             best=best,
-            extra=dict(meta.get("extra", {})),
+            extra=dict(extra),
         )
 
     def save(self, state: FitState) -> None:

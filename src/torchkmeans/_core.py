@@ -351,7 +351,8 @@ def fit(
         resume = checkpoint.load(
             data_fingerprint(
                 source.n_total, source.n_features, source.dtype, source.weighted, mean, variance
-            )
+            ),
+            source.n_features,
         )
     first_run = 0
     if resume is not None:

@@ -4,6 +4,7 @@ build the source, hand it to a core."""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -253,8 +254,9 @@ def run_fit(
                 "max_iter": p["max_iter"],
                 "tol": p["tol"],
                 "metric": prepared.metric,
-                "random_state": random_state
-                if isinstance(random_state, int) and not isinstance(random_state, bool)
+                # an integer seed by value (np.int64 too); a generator object by type
+                "random_state": int(random_state)
+                if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
                 else type(random_state).__name__,
                 "dtype": str(prepared.out_dtype),
                 "device": source.device.type,

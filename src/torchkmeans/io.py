@@ -218,7 +218,102 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"reads version {FORMAT_VERSION}. Load it with the torchkmeans version that wrote it "
             f"({meta.get('torchkmeans_version', 'unknown')}) and re-save, or refit."
         )
+    problem = _meta_problem(meta)
+    if problem is not None:
+        raise ModelFileError(f"{p}: corrupt model file ({problem}).")
     return meta  # type: ignore[no-any-return]
+
+
+def _meta_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the fields of a model file's metadata, or None (the schema)."""
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    def count(value: Any, low: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    checks: list[tuple[str, bool]] = [
+        ("estimator", isinstance(meta.get("estimator"), str)),
+        ("params", isinstance(meta.get("params"), dict)),
+        ("dtype", meta.get("dtype") in ("float16", "bfloat16", "float32", "float64")),
+        ("container", meta.get("container") in ("torch", "numpy")),
+        ("n_clusters", count(meta.get("n_clusters"), 1)),
+        ("n_features_in", count(meta.get("n_features_in"), 1)),
+        ("inertia", meta.get("inertia") is None or number(meta.get("inertia"))),
+        ("n_iter", meta.get("n_iter") is None or count(meta.get("n_iter"), 0)),
+        (
+            "history",
+            isinstance(meta.get("history", []), list)
+            and all(isinstance(h, dict) for h in meta.get("history", [])),
+        ),
+        ("n_steps", "n_steps" not in meta or count(meta["n_steps"], 0)),
+        ("since_reassign", "since_reassign" not in meta or number(meta["since_reassign"])),
+    ]
+    names = meta.get("feature_names_in")
+    checks.append(
+        (
+            "feature_names_in",
+            names is None
+            or (
+                isinstance(names, list)
+                and all(isinstance(n, str) for n in names)
+                and len(names) == meta.get("n_features_in")
+            ),
+        )
+    )
+    for field_name, ok in checks:
+        if not ok:
+            return f"the field {field_name!r} is missing or has a wrong type or value"
+    return None
+
+
+# Parameters of a run, not of a model: never restored from a file (a file must not choose where a
+# later fit writes checkpoints, which device it needs, or whether it joins a process group).
+RUN_PARAMS = ("checkpoint", "device", "distributed")
+
+
+def _model_params(
+    path: Path, cls: type, saved: Any, tensors: dict[str, Any], k: int, d: int
+) -> dict[str, Any]:
+    """The constructor parameters a model file restores, each checked as the estimator checks
+    it; the run's own parameters (:data:`RUN_PARAMS`) keep their defaults."""
+    import inspect
+
+    from ._params import PARAMS
+    from .exceptions import ModelFileError, TorchKMeansError
+
+    if not isinstance(saved, dict):
+        raise ModelFileError(f"{path}: corrupt model file (params is not a JSON object).")
+    known = set(inspect.signature(cls).parameters)
+    params: dict[str, Any] = {}
+    for name, value in saved.items():
+        if name not in known:
+            raise ModelFileError(
+                f"{path}: corrupt model file (unknown parameter {name!r} for {cls.__name__})."
+            )
+        if name in RUN_PARAMS:
+            continue
+        if name == "init" and value in ("array", "callable"):
+            init = tensors.get("init")
+            if value == "array" and init is not None:
+                if tuple(init.shape) != (k, d) or not bool(init.isfinite().all()):
+                    raise ModelFileError(f"{path}: corrupt model file (bad init array).")
+                params[name] = init.numpy()
+            else:  # a callable cannot be stored; predicting does not need it
+                params[name] = "k-means++"
+            continue
+        if name == "init" and not isinstance(value, str):
+            raise ModelFileError(f"{path}: corrupt model file (init is {value!r}).")
+        if name in PARAMS:
+            try:
+                PARAMS[name](name, value)
+            except TorchKMeansError as exc:
+                raise ModelFileError(f"{path}: corrupt model file (parameter {exc})") from None
+        elif value is not None and not isinstance(value, (bool, int, float, str)):
+            raise ModelFileError(f"{path}: corrupt model file (parameter {name}={value!r}).")
+        params[name] = value
+    return params
 
 
 def load_model(cls: type, path: str | os.PathLike[str], device: Any = None) -> Any:
@@ -241,16 +336,15 @@ def load_model(cls: type, path: str | os.PathLike[str], device: Any = None) -> A
     except (SafetensorError, KeyError, OSError, RuntimeError) as exc:
         raise ModelFileError(f"{p}: corrupt model file ({exc}).") from None
     k, d = int(meta["n_clusters"]), int(meta["n_features_in"])
-    if tuple(centers.shape) != (k, d) or not bool(torch.isfinite(centers.float()).all()):
+    if tuple(centers.shape) != (k, d):
         raise ModelFileError(
             f"{p}: corrupt model file (centers of shape {tuple(centers.shape)}, expected ({k}, {d}))."
         )
-    params = dict(meta["params"])
-    if params.get("init") == "array" and "init" in tensors:
-        params["init"] = tensors["init"].numpy()
-    elif params.get("init") in ("array", "callable"):
-        params["init"] = "k-means++"  # a callable cannot be stored; predicting does not need it
-    est = cls(**params)
+    if not centers.is_floating_point() or not bool(torch.isfinite(centers.float()).all()):
+        raise ModelFileError(f"{p}: corrupt model file (the centers hold NaN or infinity).")
+    est = cls(**_model_params(p, cls, meta["params"], tensors, k, d))
+    if labels is not None and (labels.dim() != 1 or labels.dtype != torch.int64):
+        raise ModelFileError(f"{p}: corrupt model file (labels of the wrong shape or type).")
     if meta.get("container") == "torch" or device is not None:
         dev = torch.device(device) if device is not None else torch.device("cpu")
         est.cluster_centers_ = centers.to(dev)
@@ -270,8 +364,12 @@ def load_model(cls: type, path: str | os.PathLike[str], device: Any = None) -> A
         est.n_steps_ = int(meta["n_steps"])
         est._since_reassign = float(meta.get("since_reassign", 0.0))
     if "counts" in tensors:
+        if tuple(tensors["counts"].shape) != (k,):
+            raise ModelFileError(f"{p}: corrupt model file (counts of the wrong shape).")
         est._state_counts = tensors["counts"].to(torch.float64)
     if "rng_state" in tensors:
+        if tensors["rng_state"].dtype != torch.uint8 or tensors["rng_state"].dim() != 1:
+            raise ModelFileError(f"{p}: corrupt model file (not a generator state).")
         est._rng_state = tensors["rng_state"]
     est.history_ = list(meta.get("history") or [])
     est.n_features_in_ = d

@@ -1,0 +1,182 @@
+"""Files that carry more than data: crafted model files and checkpoints stay harmless.
+
+Model files restore only a model's parameters (never where a later fit writes checkpoints,
+which device it needs, or whether it joins a process group), every metadata field is checked
+against a schema, and whatever the metadata holds, loading ends in a model or a ModelFileError.
+Checkpoints are checked field by field against the fit that resumes them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors.torch import load_file, save_file
+
+from torchkmeans import CheckpointError, KMeans, ModelFileError
+
+X = np.random.default_rng(0).normal(size=(200, 3))
+
+
+def _rewrite(path, edit, key="torchkmeans"):
+    """Rewrite the JSON metadata of a safetensors file with ``edit(meta) -> meta``."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()[key])
+    tensors = load_file(str(path))
+    save_file(tensors, str(path), metadata={key: json.dumps(edit(meta))})
+
+
+@pytest.fixture
+def model(tmp_path):
+    path = tmp_path / "m.safetensors"
+    KMeans(3, random_state=0).fit(X).save(path)
+    return path
+
+
+def test_a_model_file_cannot_choose_where_a_later_fit_writes(model, tmp_path):
+    target = tmp_path / "elsewhere" / "planted.ckpt"
+    target.parent.mkdir()
+
+    def plant(meta):
+        meta["params"].update(checkpoint=str(target), distributed=True, device="cuda:7")
+        return meta
+
+    _rewrite(model, plant)
+    km = KMeans.load(model)
+    assert km.checkpoint is None and km.distributed is False and km.device is None
+    km.fit(X)
+    assert not target.exists() and list(target.parent.iterdir()) == []
+
+
+def test_a_model_fitted_for_another_device_loads_on_the_cpu(model):
+    _rewrite(model, lambda meta: {**meta, "params": {**meta["params"], "device": "cuda"}})
+    km = KMeans.load(model)
+    np.testing.assert_array_equal(km.predict(X), KMeans.load(model, device="cpu").predict(X))
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda m: {k: v for k, v in m.items() if k != "n_clusters"}, "'n_clusters'"),
+        (lambda m: {**m, "n_clusters": "3"}, "'n_clusters'"),
+        (lambda m: {**m, "n_features_in": -1}, "'n_features_in'"),
+        (lambda m: {**m, "params": []}, "'params'"),
+        (lambda m: {**m, "history": "x"}, "'history'"),
+        (lambda m: {**m, "feature_names_in": ["a"]}, "'feature_names_in'"),
+        (lambda m: {**m, "dtype": "int8"}, "'dtype'"),
+        (lambda m: {**m, "params": {**m["params"], "n_clusters": "three"}}, "n_clusters must"),
+        (lambda m: {**m, "params": {**m["params"], "evil": 1}}, "unknown parameter 'evil'"),
+        (lambda m: {**m, "params": {**m["params"], "init": {"a": 1}}}, "init"),
+        (lambda m: {**m, "params": {**m["params"], "metric": "manhattan"}}, "metric must"),
+    ],
+)
+def test_malformed_metadata_is_a_model_file_error(model, edit, match):
+    _rewrite(model, edit)
+    with pytest.raises(ModelFileError, match=match):
+        KMeans.load(model)
+    out = subprocess.run(
+        [sys.executable, "-m", "torchkmeans", "info", str(model)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)  # fmt: skip
+_FIELDS = ["estimator", "params", "dtype", "container", "n_clusters", "n_features_in",
+           "feature_names_in", "inertia", "n_iter", "history", "n_steps", "since_reassign"]  # fmt: skip
+_PARAMS = ["n_clusters", "init", "n_init", "max_iter", "tol", "metric", "random_state", "dtype",
+           "verbose", "chunk_size", "init_size", "algorithm", "copy_x"]  # fmt: skip
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    field=st.sampled_from(_FIELDS + [f"params.{p}" for p in _PARAMS]),
+    value=_JSON,
+)  # fmt: skip
+def test_any_metadata_value_gives_a_model_or_a_model_file_error(tmp_path_factory, field, value):
+    path = tmp_path_factory.mktemp("m") / "m.safetensors"
+    KMeans(3, random_state=0).fit(X).save(path)
+
+    def edit(meta):
+        if field.startswith("params."):
+            meta["params"][field.split(".", 1)[1]] = value
+        else:
+            meta[field] = value
+        return meta
+
+    _rewrite(path, edit)
+    try:
+        km = KMeans.load(path)
+    except ModelFileError:
+        return
+    labels = km.predict(X)  # a model that loads works
+    assert labels.shape == (200,) and set(np.unique(labels)) <= {0, 1, 2}
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+
+def _interrupted_checkpoint(tmp_path, **params):
+    """A checkpoint left by a fit interrupted right after saving its first iteration."""
+    from torchkmeans import _checkpoint
+
+    path = tmp_path / "fit.ckpt"
+    real = _checkpoint.Checkpoint.save
+
+    def save_then_stop(self, state):
+        real(self, state)
+        if state.iteration >= 1:
+            raise KeyboardInterrupt
+
+    _checkpoint.Checkpoint.save = save_then_stop
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            KMeans(3, checkpoint=path, tol=0.0, **params).fit(X)
+    finally:
+        _checkpoint.Checkpoint.save = real
+    assert path.exists()
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: {**m, "run": 5},  # beyond n_init
+        lambda m: {**m, "run": "0"},
+        lambda m: {**m, "iteration": -1},
+        lambda m: {**m, "iteration": 10**9},
+        lambda m: {**m, "stopped": "no"},
+        lambda m: {**m, "history": {"a": 1}},
+        lambda m: {**m, "best": {"run": 0}},
+        lambda m: {**m, "best": 3},
+        lambda m: {k: v for k, v in m.items() if k != "run"},
+    ],
+)
+def test_crafted_checkpoint_state_is_a_checkpoint_error(tmp_path, edit):
+    path = _interrupted_checkpoint(tmp_path, random_state=0)
+    _rewrite(path, edit, key="torchkmeans_checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt checkpoint"):
+        KMeans(3, checkpoint=path, tol=0.0, random_state=0).fit(X)
+
+
+def test_a_checkpoint_of_another_integer_seed_is_refused(tmp_path):
+    path = _interrupted_checkpoint(tmp_path, random_state=np.int64(1))
+    with pytest.raises(CheckpointError, match="random_state=1 .checkpoint. vs 2"):
+        KMeans(3, checkpoint=path, tol=0.0, random_state=np.int64(2)).fit(X)
+    km = KMeans(3, checkpoint=path, tol=0.0, random_state=np.int64(1)).fit(X)
+    ref = KMeans(3, tol=0.0, random_state=1).fit(X)
+    np.testing.assert_array_equal(km.cluster_centers_, ref.cluster_centers_)
