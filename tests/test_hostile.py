@@ -180,3 +180,68 @@ def test_a_checkpoint_of_another_integer_seed_is_refused(tmp_path):
     km = KMeans(3, checkpoint=path, tol=0.0, random_state=np.int64(1)).fit(X)
     ref = KMeans(3, tol=0.0, random_state=1).fit(X)
     np.testing.assert_array_equal(km.cluster_centers_, ref.cluster_centers_)
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def _cli(*args, stdin=None):
+    return subprocess.run(
+        [sys.executable, "-m", "torchkmeans", *map(str, args)],
+        input=stdin, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+def test_a_csv_with_a_byte_order_mark_keeps_its_first_row(tmp_path):
+    from torchkmeans.io import read_table
+
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf1,2\n3,4\n5,6\n")
+    assert read_table(str(path)).X.tolist() == [[1, 2], [3, 4], [5, 6]]
+    path.write_bytes(b"\xef\xbb\xbfx,y\n3,4\n5,6\n")
+    table = read_table(str(path))
+    assert table.columns == ["x", "y"] and table.X.shape == (2, 2)
+
+
+def test_csv_on_stdin_with_lone_carriage_returns(tmp_path):
+    out = _cli(
+        "fit", "-", "-k", "2", "-o", tmp_path / "m.safetensors", stdin="a,b\r1,2\r3,4\r9,9\r"
+    )
+    assert out.returncode == 0, out.stderr
+    assert "fitted 2 clusters on 2 features" in out.stderr
+
+
+def test_fit_writes_all_outputs_or_none(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("1,2\n3,4\n5,6\n7,9\n")
+    model = tmp_path / "m.safetensors"
+    ok = _cli("fit", data, "-k", "2", "-o", model, "--seed", "0")
+    assert ok.returncode == 0, ok.stderr
+    before = model.read_bytes()
+    labels = tmp_path / "labels.npy"
+    failed = _cli(
+        "fit", data, "-k", "3", "-o", model, "--labels", labels, "--plot", tmp_path / "p.xyz"
+    )
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert model.read_bytes() == before  # the old model is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "m.safetensors"]
+
+
+def test_errors_name_the_users_output_path_not_a_temporary_file(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("1,2\n3,4\n5,6\n")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = _cli("fit", data, "-k", "1", "-o", blocker / "m.safetensors")
+    assert out.returncode == 1
+    assert str(blocker / "m.safetensors") in out.stderr or str(blocker) in out.stderr
+    assert ".tmp" not in out.stderr
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
+def test_a_bad_n_init_is_a_usage_error(value, tmp_path):
+    out = _cli("fit", tmp_path / "d.csv", "-k", "2", "--n-init", value)
+    assert out.returncode == 2
+    assert (
+        "expected 'auto' or an integer >= 1" in out.stderr and "invalid literal" not in out.stderr
+    )

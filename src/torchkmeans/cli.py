@@ -145,14 +145,17 @@ def _fit(args: argparse.Namespace) -> int:
         rank, world = _start_distributed(args.device)
     main_rank = rank == 0
     _check_output_folders(args.output, args.labels, args.plot)
+    if args.labels:
+        from .io import check_labels_path
+
+        check_labels_path(args.labels)
     X = _load_data(args, args.data)
     if args.distributed:
         X = _shard(X, rank, world)
-    n_init: Any = args.n_init if args.n_init == "auto" else int(args.n_init)
     km = KMeans(
         n_clusters=args.k,
         init=args.init,
-        n_init=n_init,
+        n_init=args.n_init,
         max_iter=args.max_iter,
         tol=args.tol,
         metric=args.metric,
@@ -186,15 +189,20 @@ def _fit(args: argparse.Namespace) -> int:
 def _write_fit_outputs(
     args: argparse.Namespace, km: Any, X: Any, seconds: float, world: int
 ) -> None:
-    km.save(args.output)
-    if args.labels:
-        from .io import write_labels
+    """The model, labels and plot, all or nothing: each is written to a temporary file and they
+    are renamed into place only when every one was written."""
+    from .io import atomic_paths, write_labels
 
-        write_labels(km.labels_, args.labels)
-    if args.plot:
-        if world > 1:
-            X = _load_data(args, args.data)
-        _save_plot(X, km, args.plot)
+    outputs = [args.output] + [path for path in (args.labels, args.plot) if path]
+    with atomic_paths(*outputs) as temps:
+        files = dict(zip(outputs, temps))
+        km.save(files[args.output])
+        if args.labels:
+            write_labels(km.labels_, str(files[args.labels]))
+        if args.plot:
+            if world > 1:
+                X = _load_data(args, args.data)
+            _save_plot(X, km, str(files[args.plot]))
     if not args.quiet:
         import numpy as np
 
@@ -214,12 +222,11 @@ def _cpu(a: Any) -> Any:
 
 
 def _save_plot(X: Any, km: Any, path: str) -> None:
-    from .io import atomic_path
+    """The clusters plot, written to ``path`` (the caller makes it atomic)."""
     from .plot import plot_clusters
 
     fig, _ = plot_clusters(X, km.labels_, km.cluster_centers_)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
+    fig.savefig(path, dpi=100)
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -287,7 +294,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
     _check_output_folders(args.plot)
     X = _load_data(args, args.data)
-    n_init: Any = args.n_init if args.n_init == "auto" else int(args.n_init)
+    n_init: Any = args.n_init
     try:
         result = sweep_k(
             X,
@@ -375,7 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", default="kmeans.safetensors", help="model file (default: %(default)s)"
     )
     fit.add_argument("--init", default="k-means++", choices=["k-means++", "random"])
-    fit.add_argument("--n-init", default="auto", help="runs from different seeds (default: auto)")
+    fit.add_argument(
+        "--n-init", default="auto", type=_n_init, help="runs from different seeds (default: auto)"
+    )
     fit.add_argument("--max-iter", type=int, default=300)
     fit.add_argument("--tol", type=float, default=1e-4)
     fit.add_argument("--metric", default="euclidean", choices=["euclidean", "cosine"])
@@ -435,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows the silhouette is computed on (default: all up to 10000, else 10000)",
     )
     sweep.add_argument("--init", default="k-means++", choices=["k-means++", "random"])
-    sweep.add_argument("--n-init", default="auto")
+    sweep.add_argument("--n-init", default="auto", type=_n_init)
     sweep.add_argument("--max-iter", type=int, default=300)
     sweep.add_argument("--metric", default="euclidean", choices=["euclidean", "cosine"])
     sweep.add_argument("--seed", type=int, default=None, help="random_state")
@@ -449,6 +458,19 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("model", metavar="MODEL")
     info.set_defaults(func=_info)
     return parser
+
+
+def _n_init(value: str) -> int | str:
+    """--n-init: "auto" or a positive integer."""
+    if value == "auto":
+        return value
+    try:
+        runs = int(value)
+    except ValueError:
+        runs = 0
+    if runs < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 1, got {value!r}")
+    return runs
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,8 @@ from .exceptions import DataError
 __all__ = [
     "Table",
     "atomic_path",
+    "atomic_paths",
+    "check_labels_path",
     "load_model",
     "read_table",
     "save_model",
@@ -30,23 +32,47 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
 
     If the body raises (or the process dies), ``path`` is left untouched and the temporary file
-    is removed, so no partial or empty output is ever left behind.
+    is removed, so no partial or empty output is ever left behind. Errors name ``path``, never
+    the hidden temporary file.
     """
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=folder)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    with atomic_paths(path) as (tmp,):
+        yield tmp
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | os.PathLike[str]) -> Iterator[tuple[Path, ...]]:
+    """:func:`atomic_path` for several outputs at once, all or nothing: each gets a temporary
+    path, and only when the body has written every one are they renamed onto their targets."""
+    targets = [Path(p) for p in paths]
+    temps: list[Path] = []
     try:
-        yield tmp_path
+        for target in targets:
+            folder = target.parent if str(target.parent) else Path(".")
+            try:
+                fd, name = tempfile.mkstemp(
+                    prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=folder
+                )
+            except OSError as exc:
+                raise OSError(exc.errno, f"{target}: cannot write ({exc.strerror})") from None
+            os.close(fd)
+            temps.append(Path(name))
+        try:
+            yield tuple(temps)
+        except OSError as exc:  # name the user's file, not the temporary one
+            if exc.filename is not None and Path(exc.filename) in temps:
+                target = targets[temps.index(Path(exc.filename))]
+                raise OSError(exc.errno, f"{target}: cannot write ({exc.strerror})") from None
+            raise
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise
+        for tmp in temps:
+            os.chmod(tmp, 0o666 & ~umask)
+        for tmp, target in zip(temps, targets):
+            os.replace(tmp, target)
+    finally:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,7 +440,16 @@ def _read_delimited(text: Iterator[str], source: str, delimiter: str, header: bo
     rows: list[list[float]] = []
     columns: list[str] | None = None
     width = None
-    for line_no, cells in enumerate(reader, start=1):
+    try:
+        numbered = list(enumerate(reader, start=1))
+    except csv.Error as exc:
+        raise _fail(
+            source,
+            f"is not readable CSV ({exc}). Save it with ordinary line endings (\\n or \\r\\n).",
+        ) from None
+    for line_no, cells in numbered:
+        if line_no == 1 and cells and cells[0].startswith("\ufeff"):  # a byte-order mark
+            cells[0] = cells[0][1:]
         if not cells or all(c.strip() == "" for c in cells):
             continue
         if width is None:
@@ -449,6 +484,12 @@ def _read_delimited(text: Iterator[str], source: str, delimiter: str, header: bo
     return Table(np.asarray(rows, dtype=np.float64), columns)
 
 
+def _lines(stream: Any) -> Iterator[str]:
+    """The lines of a text stream, any of \\n, \\r\\n or a lone \\r ending a line."""
+    for line in iter(stream.readline, ""):
+        yield from line.replace("\r\n", "\n").replace("\r", "\n").splitlines(keepends=True)
+
+
 def read_table(path: str, *, key: str | None = None, header: bool | None = None) -> Table:
     """Read a data file: .npy (memory-mapped), .npz (``key``), .csv/.tsv/.txt (a header row
     detected, or forced with ``header``), .pt (a tensor, loaded with ``weights_only=True``), or
@@ -458,7 +499,7 @@ def read_table(path: str, *, key: str | None = None, header: bool | None = None)
     import numpy as np
 
     if path == "-":
-        return _read_delimited(iter(sys.stdin.readline, ""), "<stdin>", ",", header)
+        return _read_delimited(_lines(sys.stdin), "<stdin>", ",", header)
     p = Path(path)
     if not p.exists():
         raise _fail(path, "no such file.")
@@ -480,8 +521,8 @@ def read_table(path: str, *, key: str | None = None, header: bool | None = None)
                 return Table(z[key], None)
         if suffix in (".csv", ".tsv", ".txt"):
             delimiter = "\t" if suffix == ".tsv" else ","
-            with open(p, newline="", encoding="utf-8") as f:
-                return _read_delimited(f, path, delimiter, header)
+            with open(p, newline="", encoding="utf-8-sig") as f:  # (a byte-order mark is no cell)
+                return _read_delimited(_lines(f), path, delimiter, header)
         if suffix == ".pt":
             import torch
 
@@ -528,6 +569,14 @@ def select_columns(table: Table, spec: str | None, source: str) -> Any:
     return table.X[:, picks]
 
 
+def check_labels_path(path: str) -> str:
+    """The suffix of a labels file, one of .npy, .csv and .txt."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".npy", ".csv", ".txt"):
+        raise DataError(f"{path}: unknown labels file type {suffix!r}; use .npy, .csv or .txt.")
+    return suffix
+
+
 def write_labels(labels: Any, path: str | None) -> None:
     """Labels to .npy, .csv or .txt by extension (atomically), or one per line on stdout."""
     import sys
@@ -538,9 +587,7 @@ def write_labels(labels: Any, path: str | None) -> None:
     if path is None or path == "-":
         sys.stdout.write("\n".join(str(int(v)) for v in arr) + "\n")
         return
-    suffix = Path(path).suffix.lower()
-    if suffix not in (".npy", ".csv", ".txt"):
-        raise DataError(f"{path}: unknown labels file type {suffix!r}; use .npy, .csv or .txt.")
+    suffix = check_labels_path(path)
     with atomic_path(path) as tmp:
         if suffix == ".npy":
             with open(tmp, "wb") as f:
