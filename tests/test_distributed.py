@@ -198,10 +198,10 @@ def test_a_dying_rank_ends_the_job(tmp_path):
         "dist.init_process_group('gloo')\n"
         "import torchkmeans._statistics as L\n"
         "orig = L.LloydStats.reduce_\n"
-        "def reduce_(self, comm):\n"
+        "def reduce_(self, comm, failed=False):\n"
         "    if dist.get_rank() == 1:\n"
         "        os._exit(3)\n"
-        "    orig(self, comm)\n"
+        "    return orig(self, comm, failed)\n"
         "L.LloydStats.reduce_ = reduce_\n"
         "X = np.random.default_rng(dist.get_rank()).random((1000, 3))\n"
         "torchkmeans.KMeans(4, random_state=0, distributed=True).fit(X)\n"
@@ -210,6 +210,21 @@ def test_a_dying_rank_ends_the_job(tmp_path):
     out = _torchrun([str(script)], tmp_path, timeout=180)
     assert out.returncode != 0
     assert time.monotonic() - t < 170
+
+
+def test_ranks_agree_on_parameters_and_a_failing_loader_stops_every_rank(tmp_path):
+    results = launch(2, "agreement", tmp_path)
+    for r in results:
+        for name, what in (("other_n_clusters", "n_clusters=7 on rank 1 but 6 on rank 0"),
+                           ("other_metric", "metric='cosine' on rank 1")):  # fmt: skip
+            assert r[name]["raised"] == "ParameterError", r[name]
+            assert what in r[name]["message"]
+        failed = r["loader_fails_mid_fit"]
+        if r["rank"] == 1:
+            assert failed["raised"] == "OSError" and "went away" in failed["message"]
+        else:
+            assert failed["raised"] == "DataError" and "other rank(s) failed" in failed["message"]
+        assert r["loader_seconds"] < 30  # not the process group's timeout
 
 
 def test_minibatch_distributed(tmp_path):

@@ -7,6 +7,7 @@ as data and logged at DEBUG level.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import warnings
@@ -27,8 +28,8 @@ from ._init import kmeans_parallel_, kmeans_plusplus_, random_rows_
 from ._progress import Progress
 from ._relocation import relocate_empty_clusters
 from ._sources import Source, TensorSource, sample_indices
-from ._statistics import LloydStats
-from .exceptions import ConvergenceWarning
+from ._statistics import LloydStats, accumulation_dtype
+from .exceptions import ConvergenceWarning, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -206,8 +207,13 @@ def lloyd_(
     for it in range(start, max_iter):
         t0 = time.perf_counter()
         pc = engine.prepare_centers(centers, metric)
-        stats = engine.accumulate(source, pc, labels, workspace, bounds=bounds)
-        stats.reduce_(comm)  # the one collective of an iteration
+        stats = _pass_or_report(
+            functools.partial(engine.accumulate, source, pc, labels, workspace, bounds=bounds),
+            source,
+            pc.n_clusters,
+            comm,
+            f"iteration {it + 1}",
+        )
         relocated = relocate_empty_clusters(stats, source, pc, workspace, comm, labels)
         new, shift, largest, inertia = engine.update(stats, pc)
         if bounds is not None:
@@ -309,8 +315,37 @@ def final_pass(
     if loop is not None:
         return loop.assign(centers)
     pc = PreparedCenters(centers, metric, None)
-    stats = engine.accumulate(source, pc, labels, workspace, update=False, bounds=bounds)
-    stats.reduce_(comm)
+    return _pass_or_report(
+        lambda: engine.accumulate(source, pc, labels, workspace, update=False, bounds=bounds),
+        source,
+        pc.n_clusters,
+        comm,
+        "the final assignment pass",
+    )
+
+
+def _pass_or_report(
+    run_pass: Callable[[], LloydStats], source: Source, k: int, comm: Comm, where: str
+) -> LloydStats:
+    """Run a pass and SUM its statistics over ranks. In a distributed fit, a rank whose pass
+    raises (its loader failed, say) still joins the reduction with a failure flag, so every
+    rank stops at this collective: that rank with its own error, the others with a DataError
+    naming what happened, instead of waiting for the process-group timeout."""
+    try:
+        stats, failure = run_pass(), None
+    except Exception as exc:
+        if not comm.distributed:
+            raise
+        acc = accumulation_dtype(source.dtype, source.device)
+        stats, failure = LloydStats.zeros(k, source.n_features, acc, source.device), exc
+    failed = stats.reduce_(comm, failed=failure is not None)
+    if failure is not None:
+        raise failure
+    if failed:
+        raise DataError(
+            f"{failed} other rank(s) failed during {where} (their data source raised; the "
+            "error is reported on that rank). Every rank stops here."
+        )
     return stats
 
 

@@ -216,6 +216,7 @@ def prepare_fit(
 
     p, generator, prepared = agree(comm, setup)
     if comm.distributed:
+        same_params_on_every_rank(comm, p)
         agree(comm, lambda: join_shards(comm, prepared, generator))
 
     def finish_setup() -> InitSpec:
@@ -304,6 +305,39 @@ def agree(comm: Comm, step: Callable[[], Any]) -> Any:
             kind = getattr(exceptions, report[0], DataError)
             raise kind(f"rank {rank} failed: {report[1]}")
     return value
+
+
+# Parameters that decide the result and must be equal on every rank of a distributed fit (the
+# random stream and initial centers come from rank 0; device and chunk size are each rank's own).
+_AGREED = (
+    "n_clusters", "init", "n_init", "max_iter", "tol", "metric", "algorithm", "dtype",
+    "init_size", "checkpoint", "batch_size", "max_no_improvement", "reassignment_ratio",
+    "compute_labels",
+)  # fmt: skip
+
+
+def same_params_on_every_rank(comm: Comm, params: Mapping[str, Any]) -> None:
+    """Raise the same ParameterError on every rank when a rank was given other parameters
+    (one all_gather; every rank compares the same lists, so every rank raises or none)."""
+
+    def describe(name: str, value: Any) -> str:
+        if name == "init" and not isinstance(value, str):
+            return "a callable" if callable(value) else "an array"
+        return repr(str(value) if name in ("checkpoint", "dtype") else value)
+
+    mine = {name: describe(name, params[name]) for name in _AGREED if name in params}
+    everyone = comm.all_gather_object(mine)
+    for rank, theirs in enumerate(everyone):
+        diff = [
+            f"{name}={theirs.get(name)} on rank {rank} but {value} on rank 0"
+            for name, value in everyone[0].items()
+            if theirs.get(name) != value
+        ]
+        if diff:
+            raise ParameterError(
+                f"the ranks of a distributed fit were given different parameters: "
+                f"{'; '.join(diff)}. Pass the same parameters on every rank."
+            )
 
 
 def join_shards(comm: Comm, prepared: Prepared, generator: torch.Generator) -> None:

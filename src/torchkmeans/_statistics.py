@@ -34,14 +34,19 @@ class LloydStats:
     inertia: torch.Tensor  # (K,) weighted distances per cluster      reduce: SUM
     changed: torch.Tensor  # () labels that differ from the last pass reduce: SUM
 
-    def reduce_(self, comm: Comm) -> None:
-        """SUM over ranks, in one packed collective (float64, so counts stay exact)."""
+    def reduce_(self, comm: Comm, failed: bool = False) -> int:
+        """SUM over ranks, in one packed collective (float64, so counts stay exact).
+
+        ``failed`` says that this rank could not compute its statistics (its data source
+        raised); the flag travels in the same collective, so every rank learns at once. Returns
+        how many ranks failed (``int(failed)`` on one process).
+        """
         if not comm.distributed:
-            return
+            return int(failed)
         parts = [self.sums.reshape(-1), self.weights, self.counts, self.inertia]
-        flat = torch.cat(
-            [t.to(torch.float64) for t in parts] + [self.changed.to(torch.float64).reshape(1)]
-        )
+        failure = torch.full((1,), float(failed), dtype=torch.float64, device=self.sums.device)
+        flags = torch.cat([self.changed.to(torch.float64).reshape(1), failure])
+        flat = torch.cat([t.to(torch.float64) for t in parts] + [flags])
         comm.all_reduce_(flat)
         offset = 0
         for t in parts:
@@ -49,6 +54,7 @@ class LloydStats:
             t.copy_(flat[offset : offset + n])
             offset += n
         self.changed.copy_(flat[offset].to(torch.int64))
+        return int(flat[offset + 1])
 
     @classmethod
     def zeros(cls, k: int, d: int, dtype: torch.dtype, device: torch.device) -> LloydStats:

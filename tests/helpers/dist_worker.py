@@ -132,11 +132,12 @@ def run(rank: int, world: int, port: int, out: str, scenario: str) -> None:
             class Stop(Exception):
                 pass
 
-            def reduce_then_stop(self, comm):  # noqa: ANN001
-                original(self, comm)
+            def reduce_then_stop(self, comm, failed=False):  # noqa: ANN001
+                reduced = original(self, comm, failed)
                 calls["n"] += 1
                 if calls["n"] == 9:
                     raise Stop
+                return reduced
 
             lloyd.LloydStats.reduce_ = reduce_then_stop
             try:
@@ -156,6 +157,40 @@ def run(rank: int, world: int, port: int, out: str, scenario: str) -> None:
                 "same_labels": bool(np.array_equal(resumed.labels_, ref.labels_)),
                 "removed": not ckpt.exists(),
             }
+        elif scenario == "agreement":
+            import time
+
+            last = world - 1
+            failure(
+                "other_n_clusters",
+                lambda: KMeans(K + (rank == last), random_state=0, distributed=True).fit(Xs),
+            )
+            failure(
+                "other_metric",
+                lambda: KMeans(
+                    K, metric="cosine" if rank == last else "euclidean", distributed=True
+                ).fit(Xs),
+            )
+
+            class Flaky:
+                """A loader whose third pass raises on the last rank only."""
+
+                def __init__(self) -> None:
+                    self.passes = 0
+
+                def __iter__(self):  # noqa: ANN204
+                    self.passes += 1
+                    if rank == last and self.passes == 3:
+                        raise OSError("the shard's file went away")
+                    for start in range(0, len(Xs), 500):
+                        yield torch.from_numpy(Xs[start : start + 500])
+
+            t0 = time.monotonic()
+            failure(
+                "loader_fails_mid_fit",
+                lambda: KMeans(K, init=init_centers(), tol=0.0, distributed=True).fit(Flaky()),
+            )
+            result["loader_seconds"] = time.monotonic() - t0
         elif scenario == "minibatch":
             from torchkmeans import MiniBatchKMeans
 
