@@ -196,7 +196,7 @@ def test_loader_errors_are_clear():
         KMeans(2).fit(DataLoader(TensorDataset(x, -torch.ones(100)), batch_size=10))
     with pytest.raises(ParameterError, match="sample_weight cannot be passed"):
         KMeans(2).fit(DataLoader(TensorDataset(x)), sample_weight=np.ones(100))
-    with pytest.raises(DataError, match="yielded 90 rows in this pass but 100"):
+    with pytest.raises(DataError, match="has 90 rows in this pass but 100 in the first one"):
         KMeans(2, random_state=0).fit(_Changing())
 
     class Empty:
@@ -235,3 +235,58 @@ def test_memmap_fit_anonymous_memory_is_bounded(big_memmap, mode):
 
 
 MB = 1 << 20
+
+
+def _loader_fit(source, **kw):
+    return KMeans(3, random_state=0, init="random", n_init=1, **kw).fit(source)
+
+
+def test_a_shuffling_loader_is_refused():
+    x = torch.randn(600, 3, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(TensorDataset(x), batch_size=100, shuffle=True)
+    with pytest.raises(DataError, match="changed between passes.*shuffle=False"):
+        _loader_fit(loader)
+    _loader_fit(DataLoader(TensorDataset(x), batch_size=100))  # the same rows: fine
+
+
+class _LaterPass:
+    """Yields x on the first pass and ``later(x)`` on the others."""
+
+    def __init__(self, later):
+        self.later, self.calls = later, 0
+        self.x = torch.randn(200, 3, generator=torch.Generator().manual_seed(1))
+
+    def __iter__(self):
+        self.calls += 1
+        x = self.x if self.calls == 1 else self.later(self.x.clone())
+        yield from (x[:100], x[100:])
+
+
+def _nan_in_row_150(x):
+    x[150, 1] = float("nan")
+    return x
+
+
+@pytest.mark.parametrize(
+    "later, match",
+    [
+        (_nan_in_row_150, "row 100 contains NaN or infinity; it did not in the first pass"),
+        (lambda x: torch.cat([x, x[:, :1]], dim=1), "has shape \\(100, 4\\).*3 features"),
+        (lambda x: x.flip(0), "holds other rows than in the first pass"),
+        (lambda x: x + 1e-3, "holds other rows than in the first pass"),
+    ],
+)
+def test_a_source_that_changes_between_passes_is_refused(later, match):
+    with pytest.raises(DataError, match=match):
+        _loader_fit(_LaterPass(later))
+
+
+def test_integer_second_elements_are_not_taken_as_weights():
+    x = torch.randn(100, 3, generator=torch.Generator().manual_seed(2))
+    y = torch.randint(0, 3, (100,))
+    with pytest.raises(
+        DataError, match=r"class labels \(TensorDataset\(X, y\)\).*TensorDataset\(X\)"
+    ):
+        _loader_fit(DataLoader(TensorDataset(x, y), batch_size=25))
+    w = torch.rand(100, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    _loader_fit(DataLoader(TensorDataset(x, w), batch_size=25))  # float weights: fine

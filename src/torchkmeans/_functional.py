@@ -4,6 +4,7 @@ build the source, hand it to a core."""
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -130,6 +131,11 @@ def _prepare_batches(
         device=dev,
         dtype=cdtype,
         chunk_size=int(rows),
+        check=functools.partial(
+            v.check_same_batch, checked.checksums, n_features=checked.n_features
+        )
+        if checked.checksums
+        else None,
     )
     if metric == "cosine":
         for chunk in source.chunks():

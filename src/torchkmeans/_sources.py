@@ -163,8 +163,9 @@ class BatchSource:
     """Rows of a re-iterable source of batches, served in the order the source yields them.
 
     ``parse`` turns one batch into ``(x, w)`` (``w`` None when the batch has no weights); the
-    boundary has checked one full pass of the source and recorded its row count. Batches larger
-    than ``chunk_size`` are split. A later pass that yields a different number of rows raises
+    boundary has checked one full pass of the source and recorded its row count (and, through
+    ``check``, a checksum per batch). Batches larger than ``chunk_size`` are split. A later pass
+    that yields other rows (another count, other values or order, NaN, another width) raises
     :class:`DataError` (the source is not re-iterable in a stable way).
     """
 
@@ -183,9 +184,12 @@ class BatchSource:
         device: torch.device,
         dtype: torch.dtype,
         chunk_size: int,
+        check: Callable[[int, int, torch.Tensor, torch.Tensor | None], None] | None = None,
     ) -> None:
         self.batches = batches
         self.parse = parse
+        # check(batch index, start row, x, w): raises when a batch differs from the first pass
+        self.check = check
         self.n_samples = int(n_samples)
         self.n_features = int(n_features)
         self._weighted = weighted
@@ -212,8 +216,10 @@ class BatchSource:
         from .exceptions import DataError
 
         start = 0
-        for batch in self.batches:
+        for index, batch in enumerate(self.batches):
             x, w = self.parse(batch, start)
+            if self.check is not None:
+                self.check(index, start, x, w)
             x = x.to(device=self.device, dtype=self.dtype, non_blocking=True)
             if w is not None:
                 w = w.to(device=self.device, dtype=self.dtype, non_blocking=True)

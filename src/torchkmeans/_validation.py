@@ -8,9 +8,10 @@ Errors raised here say what was received, what was expected and, when there is o
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,8 @@ class CheckedBatches:
     kind: OutputKind
     feature_names: None = None
     out_of_core: bool = True
+    # per batch of the first pass: (rows, checksum of its values and weights)
+    checksums: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def original(self) -> Any:
@@ -218,6 +221,14 @@ def parse_batch(batch: Any, start: int) -> tuple[torch.Tensor, torch.Tensor | No
     wt = None
     if w is not None:
         wt = w.detach() if isinstance(w, torch.Tensor) else torch.as_tensor(np.asarray(w))
+        if not wt.is_floating_point():
+            raise DataError(
+                f"The batch starting at row {start} is (x, w) with w of dtype {wt.dtype}: the "
+                "second element of a batch is read as per-row sample weights, which must be "
+                "floating point. If it holds class labels (TensorDataset(X, y)), pass "
+                "TensorDataset(X) instead; to weight rows, pass float weights, e.g. "
+                "TensorDataset(X, w.double())."
+            )
         if wt.dim() == 2 and wt.shape[1] == 1:
             wt = wt[:, 0]
         if wt.dim() != 1 or wt.shape[0] != t.shape[0]:
@@ -242,8 +253,10 @@ def check_batches(X: Any, *, name: str = "X") -> CheckedBatches:
     weighted: bool | None = None
     kind: OutputKind | None = None
     positive = False
+    checksums: list[tuple[int, float]] = []
     for batch in X:
         x, w = parse_batch(batch, n)
+        checksums.append((int(x.shape[0]), batch_checksum(x, w)))
         if d is None:
             d, dtype, weighted = int(x.shape[1]), x.dtype, w is not None
             raw = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
@@ -286,7 +299,54 @@ def check_batches(X: Any, *, name: str = "X") -> CheckedBatches:
             "sample weights are zero for every row of the batches; expected a positive weight."
         )
     assert dtype is not None and kind is not None and weighted is not None
-    return CheckedBatches(X, n, d, dtype, weighted, kind)
+    return CheckedBatches(X, n, d, dtype, weighted, kind, checksums=checksums)
+
+
+def batch_checksum(x: torch.Tensor, w: torch.Tensor | None) -> float:
+    """A cheap fingerprint of a batch's values, weights and row order (float64 sums; NaN
+    when a value is not finite): equal on every pass of a stable source."""
+    rows = torch.arange(1, x.shape[0] + 1, dtype=torch.float64, device=x.device)
+    values = x.sum(dim=1, dtype=torch.float64) if x.is_floating_point() else x.double().sum(1)
+    total = values.sum() + (values * rows).sum() / max(1, x.shape[0])
+    if w is not None:
+        total = total + (w.to(torch.float64) * rows).sum()
+    return float(total)
+
+
+def check_same_batch(
+    checksums: list[tuple[int, float]], index: int, start: int, x: torch.Tensor,
+    w: torch.Tensor | None, n_features: int,
+) -> None:  # fmt: skip
+    """A batch of a later pass must be the batch of the first pass: same width, same rows,
+    the same values in the same order (checksums within rounding), and finite."""
+    help_ = (
+        "Pass a source that yields the same rows in the same order on every pass (for a "
+        "DataLoader: shuffle=False and no random transforms)."
+    )
+    if x.dim() != 2 or x.shape[1] != n_features:
+        raise DataError(
+            f"In a later pass, the batch starting at row {start} has shape {tuple(x.shape)}; "
+            f"in the first pass every batch had {n_features} features. {help_}"
+        )
+    if index >= len(checksums):
+        return  # more batches than the first pass: the row count check reports it
+    rows, first = checksums[index]
+    now = batch_checksum(x, w)
+    if not math.isfinite(now) and math.isfinite(first):
+        raise DataError(
+            f"In a later pass, the batch starting at row {start} contains NaN or infinity; it "
+            f"did not in the first pass. {help_}"
+        )
+    if rows != x.shape[0]:
+        raise DataError(
+            f"The batch source changed between passes: the batch starting at row {start} has "
+            f"{x.shape[0]} rows in this pass but {rows} in the first one. {help_}"
+        )
+    if abs(now - first) > 1e-9 * (abs(first) + abs(now)) + 1e-300:
+        raise DataError(
+            f"The batch source changed between passes: the batch starting at row {start} "
+            f"holds other rows than in the first pass (shuffled, or the data changed). {help_}"
+        )
 
 
 def check_array(
