@@ -245,3 +245,40 @@ def test_a_bad_n_init_is_a_usage_error(value, tmp_path):
     assert (
         "expected 'auto' or an integer >= 1" in out.stderr and "invalid literal" not in out.stderr
     )
+
+
+# ------------------------------------------------------------------------------ magnitudes
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    exponent=st.sampled_from([-120, -80, -30, 0, 30, 70, 100]),
+    seed=st.integers(0, 2**16),
+    init=st.sampled_from(["k-means++", "random", "k-means||"]),
+)
+def test_cosine_results_do_not_depend_on_row_norms(exponent, seed, init):
+    """Spherical k-means sees directions only: scaling every row by a power of two (exact in
+    floating point) gives the same fit bit for bit, even where the squared norms over- or
+    underflow float32."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(200, 4)).astype(np.float32)
+    ref = KMeans(3, metric="cosine", init=init, random_state=seed).fit(x)
+    scaled = x * np.float32(2.0**exponent)
+    assert np.isfinite(scaled).all()
+    km = KMeans(3, metric="cosine", init=init, random_state=seed).fit(scaled)
+    np.testing.assert_array_equal(km.labels_, ref.labels_)
+    np.testing.assert_array_equal(km.cluster_centers_, ref.cluster_centers_)
+    assert km.inertia_ == ref.inertia_
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_cosine_seeding_does_not_depend_on_row_norms(init):
+    """Scaling every row by 10 (not exact, but the same directions up to rounding) gives the
+    same labels: the seeding measures distances to the candidates' directions."""
+    from sklearn.datasets import make_blobs
+
+    X = make_blobs(500, n_features=5, centers=6, random_state=0)[0]
+    for seed in range(8):
+        a = KMeans(6, metric="cosine", init=init, random_state=seed).fit(X)
+        b = KMeans(6, metric="cosine", init=init, random_state=seed).fit(X * 10)
+        np.testing.assert_array_equal(a.labels_, b.labels_)

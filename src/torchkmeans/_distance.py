@@ -65,6 +65,18 @@ def prepare_rows(x: torch.Tensor, metric: str, shift: torch.Tensor | None) -> to
     if metric == "euclidean":
         return x if shift is None else x - shift
     norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+    tiny = torch.finfo(x.dtype).tiny
+    unsafe = ~torch.isfinite(norms) | (norms < tiny / torch.finfo(x.dtype).eps)
+    if bool(unsafe.any()):
+        # rows so large that their squared norm overflows, or so small that it underflows:
+        # scale each by the power of two of its largest value first (exact, so the direction
+        # comes out bit for bit as for the same row at an ordinary scale)
+        largest = x.abs().amax(dim=1, keepdim=True)
+        _, exponent = torch.frexp(largest)
+        scale = torch.ldexp(torch.ones_like(largest), exponent - 1)
+        scale = torch.where(unsafe & (largest > 0), scale, torch.ones_like(scale))
+        x = x / scale
+        norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
     return x / norms
 
 

@@ -119,7 +119,10 @@ def draw_rows(
 def _distances_to(
     source: TensorSource, rows: torch.Tensor, metric: str, shift: torch.Tensor | None
 ):
-    """Yield ``(start, distances chunk x len(rows))`` over the source."""
+    """Yield ``(start, distances chunk x len(rows))`` over the source (cosine: to the rows'
+    directions, so that the seeding does not depend on row norms)."""
+    if metric == "cosine":
+        rows = prepare_rows(rows, metric, None)
     pc = PreparedCenters(rows, metric, shift)
     for chunk in source.chunks():
         xs = prepare_rows(chunk.x, metric, shift)
@@ -348,6 +351,8 @@ def kmeans_parallel_(
         )
         return centers
     # weight of each candidate: the total weight of the rows closest to it
+    if metric == "cosine":
+        pool = prepare_rows(pool, metric, None)
     pc = PreparedCenters(pool, metric, shift)
     weights = torch.zeros(pool.shape[0], dtype=torch.float64, device=device)
     for chunk in source.chunks():
