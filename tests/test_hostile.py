@@ -282,3 +282,63 @@ def test_cosine_seeding_does_not_depend_on_row_norms(init):
         a = KMeans(6, metric="cosine", init=init, random_state=seed).fit(X)
         b = KMeans(6, metric="cosine", init=init, random_state=seed).fit(X * 10)
         np.testing.assert_array_equal(a.labels_, b.labels_)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    exponent=st.sampled_from([-110, -70, -40, 0, 40, 64, 70, 100]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**16),
+)
+def test_euclidean_fits_are_scale_equivariant_at_any_representable_scale(exponent, dtype, seed):
+    """Data scaled by a power of two (exact) clusters the same, with finite results, even
+    where its squared distances leave float32: they are computed in float64 then."""
+    from sklearn.datasets import make_blobs
+
+    X = make_blobs(300, n_features=3, centers=4, random_state=seed % 1000)[0].astype(dtype)
+    ref = KMeans(4, random_state=seed).fit(X)
+    Xs = X * dtype(2.0**exponent)
+    km = KMeans(4, random_state=seed).fit(Xs)
+    assert km.cluster_centers_.dtype == dtype and np.isfinite(km.cluster_centers_).all()
+    np.testing.assert_array_equal(km.labels_, ref.labels_)
+    np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_ * 2.0**exponent, rtol=1e-5)
+    assert np.isfinite(km.inertia_)
+    assert km.inertia_ == pytest.approx(ref.inertia_ * 4.0**exponent, rel=1e-4)
+    np.testing.assert_array_equal(km.predict(Xs), km.labels_)
+    assert -km.score(Xs) == pytest.approx(km.inertia_, rel=1e-12)
+
+
+def test_explicit_centers_far_out_keep_labels_and_predict_in_agreement():
+    X = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+    init = np.vstack([X[:2], [[3e19, 3e19, 3e19]]]).astype(np.float32)
+    km = KMeans(3, init=init, n_init=1).fit(X)
+    np.testing.assert_array_equal(km.predict(X), km.labels_)
+    assert len(np.unique(km.labels_)) == 3 and np.isfinite(km.inertia_)
+
+
+def test_out_of_range_magnitudes_are_clear_errors():
+    from torchkmeans import DataError
+
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    with pytest.raises(DataError, match="would overflow float64.*divide X by a constant"):
+        KMeans(2).fit(X * 1e160)
+    tiny = KMeans(2, random_state=0).fit(X * 1e-200)  # squares underflow: finite, no error
+    assert np.isfinite(tiny.inertia_) and np.isfinite(tiny.cluster_centers_).all()
+    with pytest.raises(DataError, match="float32 cannot hold.*dtype='float64'"):
+        KMeans(2, dtype="float32").fit(X * 1e300)
+
+
+@pytest.mark.parametrize("scale", [1e20, 1e-25])
+def test_metrics_at_extreme_float32_magnitudes_equal_scikit_learns(scale):
+    from sklearn import metrics as sk
+    from sklearn.datasets import make_blobs
+
+    from torchkmeans import metrics
+
+    X, y = make_blobs(300, centers=3, random_state=0)
+    Xs = (X * scale).astype(np.float32)
+    X64 = Xs.astype(np.float64)
+    assert metrics.calinski_harabasz_score(Xs, y) == pytest.approx(
+        sk.calinski_harabasz_score(X64, y), rel=1e-6
+    )
+    assert metrics.silhouette_score(Xs, y) == pytest.approx(sk.silhouette_score(X64, y), rel=1e-6)

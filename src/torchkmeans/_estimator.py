@@ -97,6 +97,7 @@ class _KMeansBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
             device=params["device"],
             dtype=check_param("dtype", centers.dtype),
             chunk_size=params["chunk_size"],
+            magnitude=float(centers.abs().max()) if centers.numel() else 0.0,
         )
         source = prepared.source
         return prepared, centers.to(device=source.device, dtype=source.dtype)

@@ -65,17 +65,22 @@ def prepare(
     chunk_size: int | None,
     name: str = "X",
     allow_empty: bool = False,
+    magnitude: float = 0.0,
 ) -> Prepared:
     """Check X and sample_weight and wrap them in a source on the compute device.
 
     X is an array-like or tensor (memory-mapped numpy arrays are read chunk by chunk, never
     copied whole), a re-iterable source of batches such as a DataLoader, or what
     ``_validation`` already checked. The other arguments are checked parameters.
+    ``magnitude``: the largest absolute value of the centers that will meet X (an init array,
+    fitted centers); with X's own, it decides whether distances need float64.
     """
     if isinstance(X, v.CheckedBatches) or (
         not isinstance(X, v.CheckedData) and v.is_batch_source(X)
     ):
-        return _prepare_batches(X, sample_weight, n_clusters, metric, device, dtype, chunk_size)
+        return _prepare_batches(
+            X, sample_weight, n_clusters, metric, device, dtype, chunk_size, magnitude
+        )
     checked = (
         X if isinstance(X, v.CheckedData) else v.check_array(X, name=name, allow_empty=allow_empty)
     )
@@ -83,7 +88,10 @@ def prepare(
     if metric == "cosine":
         v.check_nonzero_rows(t, name)
     out_dtype = dtype or (t.dtype if t.is_floating_point() else integer_result_dtype(checked.kind))
-    cdtype = compute_dtype(out_dtype)
+    v.check_fits_dtype(checked.max_abs, out_dtype, name)
+    cdtype = v.compute_dtype_for(
+        compute_dtype(out_dtype), max(checked.max_abs, magnitude), t.shape[1], metric, name
+    )
     dev = device or t.device
     w = v.check_sample_weight(
         sample_weight, t.shape[0], cdtype, dev, require_positive=not allow_empty
@@ -108,6 +116,7 @@ def _prepare_batches(
     dev: torch.device | None,
     requested: torch.dtype | None,
     chunk_size: int | None,
+    magnitude: float = 0.0,
 ) -> Prepared:
     if sample_weight is not None:
         raise ParameterError(
@@ -118,7 +127,10 @@ def _prepare_batches(
     out_dtype = requested or (
         checked.dtype if checked.dtype.is_floating_point else torch.get_default_dtype()
     )
-    cdtype = compute_dtype(out_dtype)
+    v.check_fits_dtype(checked.max_abs, out_dtype)
+    cdtype = v.compute_dtype_for(
+        compute_dtype(out_dtype), max(checked.max_abs, magnitude), checked.n_features, metric
+    )
     dev = dev or (checked.kind.device if checked.kind.is_tensor else None) or torch.device("cpu")
     rows = chunk_size or default_chunk_size(checked.n_features, n_clusters)
     source = BatchSource(
@@ -217,6 +229,7 @@ def prepare_fit(
             dtype=p["dtype"],
             chunk_size=p["chunk_size"],
             allow_empty=comm.distributed,
+            magnitude=_magnitude(p["init"]),
         )
         return p, generator, prepared
 
@@ -231,6 +244,18 @@ def prepare_fit(
 
     init = agree(comm, finish_setup)
     return FitInput(p, prepared, init, generator, comm)
+
+
+def _magnitude(init: Any) -> float:
+    """The largest absolute value of an init array (0.0 for a name, a callable, or what is
+    not an array of numbers: the init check reports that)."""
+    if isinstance(init, str) or callable(init):
+        return 0.0
+    try:
+        t = torch.as_tensor(init.detach() if isinstance(init, torch.Tensor) else np.asarray(init))
+        return float(t.abs().max()) if t.numel() and t.dtype.is_floating_point else 0.0
+    except (TypeError, ValueError, RuntimeError):
+        return 0.0
 
 
 def integer_result_dtype(kind: v.OutputKind) -> torch.dtype:

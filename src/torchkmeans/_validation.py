@@ -51,6 +51,8 @@ class CheckedData:
     feature_names: np.ndarray | None
     original: Any
     out_of_core: bool = False
+    # the largest absolute value (0.0 for empty data), from the finiteness scan
+    max_abs: float = 0.0
 
     @property
     def n_features(self) -> int:
@@ -71,6 +73,8 @@ class CheckedBatches:
     out_of_core: bool = True
     # per batch of the first pass: (rows, checksum of its values and weights)
     checksums: list[tuple[int, float]] = field(default_factory=list)
+    # the largest absolute value of the first pass
+    max_abs: float = 0.0
 
     @property
     def original(self) -> Any:
@@ -253,6 +257,7 @@ def check_batches(X: Any, *, name: str = "X") -> CheckedBatches:
     weighted: bool | None = None
     kind: OutputKind | None = None
     positive = False
+    largest = 0.0
     checksums: list[tuple[int, float]] = []
     for batch in X:
         x, w = parse_batch(batch, n)
@@ -276,11 +281,10 @@ def check_batches(X: Any, *, name: str = "X") -> CheckedBatches:
                 + " Either every batch is (x, w) or none is."
             )
         if x.shape[0]:
-            if x.is_floating_point():
-                try:
-                    _check_finite(x, name)
-                except DataError as exc:
-                    raise DataError(f"In the batch starting at row {n}: {exc}") from None
+            try:
+                largest = max(largest, _check_finite(x, name))
+            except DataError as exc:
+                raise DataError(f"In the batch starting at row {n}: {exc}") from None
             if w is not None:
                 wt = w.to(torch.float64)
                 if not bool(torch.isfinite(wt).all()) or bool((wt < 0).any()):
@@ -299,7 +303,49 @@ def check_batches(X: Any, *, name: str = "X") -> CheckedBatches:
             "sample weights are zero for every row of the batches; expected a positive weight."
         )
     assert dtype is not None and kind is not None and weighted is not None
-    return CheckedBatches(X, n, d, dtype, weighted, kind, checksums=checksums)
+    return CheckedBatches(X, n, d, dtype, weighted, kind, checksums=checksums, max_abs=largest)
+
+
+def compute_dtype_for(
+    dtype: torch.dtype, max_abs: float, n_features: int, metric: str, name: str = "X"
+) -> torch.dtype:
+    """The dtype distances are computed in: ``dtype``, widened to float64 when the squared
+    distances of values as large (or as small) as ``max_abs`` would over- or underflow in it.
+    Raises a DataError when they would overflow even float64. (Cosine normalizes rows, so only
+    the magnitude of Euclidean data matters.)"""
+    if metric != "euclidean" or max_abs == 0.0 or not math.isfinite(max_abs):
+        return dtype
+    # the largest squared distance between two rows is at most 4 d max_abs^2; keep a margin
+    # of 2^10 for the sums of a pass
+    log_reach = 2.0 * math.log2(max_abs) + math.log2(4.0 * max(n_features, 1)) + 10.0
+    log_floor = 2.0 * math.log2(max_abs) - 20.0  # squared values must stay normal numbers
+
+    def fits(dt: torch.dtype) -> bool:
+        info = torch.finfo(dt)
+        return log_reach < math.log2(info.max) and log_floor > math.log2(info.tiny)
+
+    if fits(dtype):
+        return dtype
+    info = torch.finfo(torch.float64)
+    if log_reach < math.log2(info.max):
+        # float64 holds them (values so small that even float64 squares underflow give zero
+        # distances there: the fit stays finite, every row ties)
+        return torch.float64
+    raise DataError(
+        f"{name} has values up to {max_abs:.3g}: squared distances between its rows would "
+        f"overflow float64 (largest {info.max:.3g}). K-means does not depend on the scale "
+        f"of the data: divide {name} by a constant first (e.g. {name} / {max_abs:.0e})."
+    )
+
+
+def check_fits_dtype(max_abs: float, dtype: torch.dtype, name: str = "X") -> None:
+    """Values as large as ``max_abs`` must be representable in the result ``dtype``."""
+    if dtype.is_floating_point and max_abs > torch.finfo(dtype).max:
+        raise DataError(
+            f"{name} has values up to {max_abs:.3g}, which {dtype} cannot hold (largest "
+            f"{torch.finfo(dtype).max:.3g}): the requested dtype would turn them into "
+            "infinity. Pass a wider dtype (e.g. dtype='float64') or rescale the data."
+        )
 
 
 def batch_checksum(x: torch.Tensor, w: torch.Tensor | None) -> float:
@@ -415,22 +461,30 @@ def check_array(
             f"Found array with 0 feature(s) (shape={tuple(t.shape)}) while a minimum of 1 is "
             f"required: {name} has no columns."
         )
-    if t.is_floating_point():
-        _check_finite(t, name)
-    return CheckedData(X=t, kind=kind, feature_names=names, original=X, out_of_core=mapped)
+    largest = _check_finite(t, name)
+    return CheckedData(
+        X=t, kind=kind, feature_names=names, original=X, out_of_core=mapped, max_abs=largest
+    )
 
 
-def _check_finite(t: torch.Tensor, name: str) -> None:
-    """Scan for NaN and inf in bounded steps; raise naming the first bad value found.
+def _check_finite(t: torch.Tensor, name: str) -> float:
+    """Scan for NaN and inf in bounded steps; raise naming the first bad value found. Returns
+    the largest absolute value (0.0 without values).
 
     Row sums (in float64) are finite exactly when the rows are, barring overflow of huge finite
     values, so only a block whose sums are not finite is inspected element by element.
     """
     n = t.shape[0]
     step = max(1, _SCAN_ELEMENTS // max(t.shape[1], 1))
+    largest = 0.0
     for start in range(0, n, step):
         block = t[start : start + step]
-        if bool(torch.isfinite(block.sum(dim=1, dtype=torch.float64)).all()):
+        if block.numel():
+            low, high = torch.aminmax(block if block.dtype != torch.bool else block.byte())
+            largest = max(largest, abs(float(low)), abs(float(high)))
+        if not t.is_floating_point() or bool(
+            torch.isfinite(block.sum(dim=1, dtype=torch.float64)).all()
+        ):
             continue
         finite = torch.isfinite(block)
         if bool(finite.all()):
@@ -448,6 +502,7 @@ def _check_finite(t: torch.Tensor, name: str) -> None:
             f"Input {name} contains {what} (first at row {row}, column {col}); expected finite "
             f"numbers only. {hint}"
         )
+    return largest
 
 
 def check_nonzero_rows(t: torch.Tensor, name: str = "X") -> None:

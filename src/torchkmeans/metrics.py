@@ -38,6 +38,8 @@ def _check_data(X: Any, device: Any = None) -> tuple[torch.Tensor, v.OutputKind]
     t = checked.X
     dev = check_param("device", device) or t.device
     dtype = torch.float64 if t.dtype == torch.float64 else torch.float32
+    # (float64 where squared distances of values this large or small would leave float32)
+    dtype = v.compute_dtype_for(dtype, checked.max_abs, t.shape[1], "euclidean")
     return t.to(device=dev, dtype=dtype), checked.kind
 
 
