@@ -342,3 +342,69 @@ def test_metrics_at_extreme_float32_magnitudes_equal_scikit_learns(scale):
         sk.calinski_harabasz_score(X64, y), rel=1e-6
     )
     assert metrics.silhouette_score(Xs, y) == pytest.approx(sk.silhouette_score(X64, y), rel=1e-6)
+
+
+# ------------------------------------------------------------------------------ smaller ones
+
+
+def test_inputs_that_are_not_data_are_clear_errors():
+    import pandas as pd
+    import torch
+
+    from torchkmeans import DataError, UnsupportedInputError
+
+    with pytest.raises(DataError, match="'meta' device"):
+        KMeans(2).fit(torch.empty(10, 2, device="meta"))
+    when = pd.DataFrame({"a": [1.0, 2, 3, 4], "b": pd.to_datetime(["2020-01-01"] * 4)})
+    with pytest.raises(UnsupportedInputError, match=r"date or time columns \(b\)"):
+        KMeans(2).fit(when)
+    with pytest.raises(UnsupportedInputError, match="dates or times"):
+        KMeans(2).fit(np.array(["2020-01-01"] * 4, dtype="datetime64[D]").reshape(2, 2))
+    na = pd.DataFrame({"a": [1.0, 2, 3, 4], "b": pd.array([1, pd.NA, 3, 4], dtype="Int64")})
+    with pytest.raises(DataError, match=r"missing values \(None or pd.NA\)"):
+        KMeans(2).fit(na)
+    with pytest.raises(DataError, match="a list of arrays is read as one array"):
+        KMeans(2).fit(x for x in [np.zeros((5, 2))])
+
+
+def test_a_killed_checkpoint_write_leaves_nothing_after_the_fit(tmp_path):
+    ckpt = tmp_path / "fit.ckpt"
+    stray = tmp_path / ".fit.ckpt.abc123.tmp.ckpt"  # what a write killed before rename leaves
+    stray.write_bytes(b"partial")
+    KMeans(3, checkpoint=ckpt, random_state=0).fit(X)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_forked_child_fits_on_one_thread_instead_of_hanging(tmp_path):
+    """PyTorch's thread pool hangs in a forked child of a process that used it; the child
+    runs on one thread, with a warning that says how to keep every core."""
+    script = tmp_path / "fork.py"
+    script.write_text(
+        "import multiprocessing as mp, warnings\n"
+        "import numpy as np, torch\n"
+        "import torchkmeans as tk\n"
+        "torch.set_num_threads(2)\n"
+        "X = np.random.default_rng(0).normal(size=(100000, 40)).astype(np.float32)\n"
+        "tk.KMeans(8, random_state=0).fit(X)\n"
+        "torch.randn(500, 500) @ torch.randn(500, 500)\n"
+        "def child(q):\n"
+        "    with warnings.catch_warnings(record=True) as w:\n"
+        "        warnings.simplefilter('always')\n"
+        "        km = tk.KMeans(8, random_state=0).fit(X[:20000])\n"
+        "    q.put((km.inertia_, [str(m.message) for m in w]))\n"
+        "if __name__ == '__main__':\n"
+        "    ctx = mp.get_context('fork')\n"
+        "    q = ctx.Queue()\n"
+        "    p = ctx.Process(target=child, args=(q,))\n"
+        "    p.start()\n"
+        "    p.join(90)\n"
+        "    assert not p.is_alive(), 'the forked child hangs'\n"
+        "    inertia, messages = q.get()\n"
+        "    assert any('forked process' in m and 'spawn' in m for m in messages), messages\n"
+        "    print('ok', inertia)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=240
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("ok")

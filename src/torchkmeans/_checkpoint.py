@@ -104,6 +104,7 @@ class Checkpoint:
         is checked: types, ranges, and the shapes of the centers, ``n_features`` wide).
         """
         self.data = data
+        self.remove_strays()
         if not self.path.exists():
             return None
         from safetensors import SafetensorError
@@ -264,8 +265,19 @@ class Checkpoint:
             save_file(tensors, str(tmp), metadata={"torchkmeans_checkpoint": json.dumps(meta)})
 
     def remove(self) -> None:
-        """The fit is complete: the checkpoint is no longer needed."""
+        """The fit is complete: the checkpoint is no longer needed (nor the temporary files
+        of writes that were killed before their rename)."""
         try:
             self.path.unlink()
         except FileNotFoundError:
             pass
+        self.remove_strays()
+
+    def remove_strays(self) -> None:
+        """Temporary files a killed write left next to the checkpoint (see ``atomic_path``)."""
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        for stray in folder.glob(f".{self.path.name}.*.tmp{self.path.suffix}"):
+            try:
+                stray.unlink()
+            except OSError:
+                pass

@@ -105,6 +105,13 @@ def _numpy_from_any(X: Any, name: str) -> np.ndarray:
     """Convert pandas objects, lists and array-likes to a numpy array without copying floats."""
     if hasattr(X, "iloc") and hasattr(X, "columns"):  # pandas DataFrame
         dtypes = list(X.dtypes)
+        when = [str(c) for c, d in zip(X.columns, dtypes) if getattr(d, "kind", "O") in "mM"]
+        if when:
+            raise UnsupportedInputError(
+                f"{name} has date or time columns ({', '.join(when)}); expected numbers only. "
+                "Convert them to numbers with a meaning first (e.g. days since a date, or "
+                "cyclical features), as scikit-learn requires too."
+            )
         try:
             if all(getattr(d, "kind", "O") in "fiub" for d in dtypes):
                 arr = X.to_numpy()
@@ -129,6 +136,18 @@ def _numpy_from_any(X: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _has_missing(arr: np.ndarray) -> bool:
+    """Whether an object array holds None or pandas' NA."""
+    flat = arr.ravel()
+    if any(value is None for value in flat):
+        return True
+    try:
+        import pandas as pd
+    except ImportError:
+        return False
+    return any(value is pd.NA for value in flat)
+
+
 def _to_tensor(arr: np.ndarray, name: str) -> torch.Tensor:
     """Wrap a numpy array as a tensor, converting only what torch cannot hold as-is."""
     kind = arr.dtype.kind
@@ -137,7 +156,18 @@ def _to_tensor(arr: np.ndarray, name: str) -> torch.Tensor:
             f"Complex data not supported: {name} has dtype {arr.dtype}. Expected real numbers; "
             "pass X.real, np.abs(X), or the real and imaginary parts as separate features."
         )
-    if kind in "OUSV" or kind == "M" or kind == "m":
+    if kind in "mM":
+        raise UnsupportedInputError(
+            f"{name} holds dates or times (dtype {arr.dtype}); expected numbers only. Convert "
+            "them to numbers with a meaning first (e.g. days since a date), as scikit-learn "
+            "requires too."
+        )
+    if kind in "OUSV":
+        if kind == "O" and _has_missing(arr):
+            raise DataError(
+                f"{name} contains missing values (None or pd.NA); expected numbers only. "
+                "Remove or impute them first (e.g. sklearn.impute.SimpleImputer)."
+            )
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError) as exc:
@@ -248,8 +278,9 @@ def check_batches(X: Any, *, name: str = "X") -> CheckedBatches:
     if iter(X) is X:
         raise DataError(
             f"{name} is a one-shot iterator ({type(X).__name__}); k-means reads the data once "
-            "per iteration. Pass a re-iterable source such as a torch.utils.data.DataLoader, or "
-            "a list of the batches."
+            "per iteration. Pass a re-iterable source: a torch.utils.data.DataLoader, or an "
+            "object whose __iter__ yields the batches anew on every call (a list of arrays is "
+            "read as one array, not as batches)."
         )
     n = 0
     d: int | None = None
@@ -412,6 +443,11 @@ def check_array(
             "Convert it with X.toarray() (scipy) or X.to_dense() (torch) if it fits in memory."
         )
     names = _feature_names(X)
+    if isinstance(X, torch.Tensor) and X.device.type == "meta":
+        raise DataError(
+            f"{name} is a tensor on the 'meta' device, which holds shapes but no values; "
+            "expected data. Materialize it first (e.g. X.to_empty(device='cpu') and fill it)."
+        )
     if isinstance(X, torch.Tensor):
         t = X.detach()
         if t.is_complex():

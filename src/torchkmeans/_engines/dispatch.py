@@ -15,6 +15,7 @@ that would have used them warns once (:class:`~torchkmeans.exceptions.EngineWarn
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import warnings
@@ -33,10 +34,35 @@ NATIVE = NativeEngine()
 _NATIVE_DTYPES = (torch.float32, torch.float64)
 
 _warned = threading.Event()
+# Set in a forked child whose thread count was lowered (see _after_fork_in_child).
+_forked = threading.Event()
+_fork_warned = threading.Event()
+
+
+def _after_fork_in_child() -> None:
+    """PyTorch's OpenMP thread pool does not survive ``fork``: the first parallel operation
+    in a forked child of a process that used it hangs forever. Children run on one thread."""
+    if torch.get_num_threads() > 1:
+        torch.set_num_threads(1)
+        _forked.set()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def engine_for(device: torch.device, dtype: torch.dtype, metric: str) -> TorchEngine:
     """The engine for data of ``dtype`` computed on ``device`` with ``metric``."""
+    if _forked.is_set() and not _fork_warned.is_set():
+        _fork_warned.set()
+        warnings.warn(
+            "torchkmeans runs on one thread in this forked process: PyTorch's thread pool "
+            "cannot be used after fork (the first parallel operation would hang). To keep every "
+            "core, start workers with the 'spawn' method (multiprocessing.get_context('spawn'), "
+            "or joblib's default loky backend).",
+            RuntimeWarning,
+            stacklevel=_caller_level(),
+        )
     if device.type != "cpu" or dtype not in _NATIVE_DTYPES or metric != "euclidean":
         return TORCH
     status = _library.status()
