@@ -219,11 +219,13 @@ def test_ranks_agree_on_parameters_and_a_failing_loader_stops_every_rank(tmp_pat
                            ("other_metric", "metric='cosine' on rank 1")):  # fmt: skip
             assert r[name]["raised"] == "ParameterError", r[name]
             assert what in r[name]["message"]
-        failed = r["loader_fails_mid_fit"]
-        if r["rank"] == 1:
-            assert failed["raised"] == "OSError" and "went away" in failed["message"]
-        else:
-            assert failed["raised"] == "DataError" and "other rank(s) failed" in failed["message"]
+        for name in ("loader_fails_in_moments", "loader_fails_mid_fit"):
+            failed = r[name]
+            if r["rank"] == 1:
+                assert failed["raised"] == "OSError" and "went away" in failed["message"]
+            else:
+                assert failed["raised"] == "DataError", failed
+                assert "other rank(s) failed" in failed["message"]
         assert r["loader_seconds"] < 30  # not the process group's timeout
 
 

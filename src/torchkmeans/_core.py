@@ -69,9 +69,14 @@ def data_moments(
     s2 = torch.zeros(1, d, dtype=torch.float64, device=source.device)
     total = torch.zeros(1, dtype=torch.float64, device=source.device)
     engine = engine_for(source.device, source.dtype, metric)
-    first64 = engine.moment_sums(source, metric, s1, s2, total)
+    try:
+        first64, failure = engine.moment_sums(source, metric, s1, s2, total), None
+    except Exception as exc:  # on one rank of many: join the collective, then raise
+        if not comm.distributed:
+            raise
+        first64, failure = None, exc
     if comm.distributed:
-        return _combine_moments(source, s1[0], s2[0], total, first64, comm)
+        return _combine_moments(source, s1[0], s2[0], total, first64, comm, failure)
     assert first64 is not None
     mean_shift = s1[0] / total
     variance = (s2[0] / total - mean_shift * mean_shift).clamp_min(0.0)
@@ -86,7 +91,10 @@ def _combine_moments(
     total: torch.Tensor,
     first64: torch.Tensor | None,
     comm: Comm,
+    failure: Exception | None = None,
 ) -> tuple[torch.Tensor, float, float]:
+    """Chan's pairwise combination of the shards' moments, in one all_gather that also
+    carries a failure flag: a rank whose pass raised makes every rank raise here."""
     d = source.n_features
     w = total.clone()
     if first64 is None or not bool(w[0] > 0):
@@ -96,7 +104,17 @@ def _combine_moments(
         mean = first64 + mean_shift
         m2 = (s2 - s1 * mean_shift).clamp_min(0.0)  # sum of w * (x - mean)^2
         local = torch.cat([w, mean, m2])
-    parts = comm.all_gather(local)
+    flag = torch.full((1,), float(failure is not None), dtype=torch.float64, device=s1.device)
+    gathered = comm.all_gather(torch.cat([local, flag]))
+    if failure is not None:
+        raise failure
+    failed = sum(int(q[-1]) for q in gathered)
+    if failed:
+        raise DataError(
+            f"{failed} other rank(s) failed while reading their data for its mean and variance "
+            "(the error is reported on that rank). Every rank stops here."
+        )
+    parts = [q[:-1] for q in gathered]
     w_all = torch.stack([q[0] for q in parts])
     total_w = w_all.sum()
     mean = torch.stack([q[0] * q[1 : 1 + d] for q in parts]).sum(dim=0) / total_w

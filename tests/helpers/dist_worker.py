@@ -173,23 +173,26 @@ def run(rank: int, world: int, port: int, out: str, scenario: str) -> None:
             )
 
             class Flaky:
-                """A loader whose third pass raises on the last rank only."""
+                """A loader whose pass number ``bad`` raises on the last rank only."""
 
-                def __init__(self) -> None:
-                    self.passes = 0
+                def __init__(self, bad: int) -> None:
+                    self.passes, self.bad = 0, bad
 
                 def __iter__(self):  # noqa: ANN204
                     self.passes += 1
-                    if rank == last and self.passes == 3:
+                    if rank == last and self.passes == self.bad:
                         raise OSError("the shard's file went away")
                     for start in range(0, len(Xs), 500):
                         yield torch.from_numpy(Xs[start : start + 500])
 
             t0 = time.monotonic()
-            failure(
-                "loader_fails_mid_fit",
-                lambda: KMeans(K, init=init_centers(), tol=0.0, distributed=True).fit(Flaky()),
-            )
+            for bad, name in ((2, "loader_fails_in_moments"), (3, "loader_fails_mid_fit")):
+                failure(
+                    name,
+                    lambda bad=bad: KMeans(K, init=init_centers(), tol=0.0, distributed=True).fit(
+                        Flaky(bad)
+                    ),
+                )
             result["loader_seconds"] = time.monotonic() - t0
         elif scenario == "minibatch":
             from torchkmeans import MiniBatchKMeans
