@@ -3,6 +3,7 @@ import torchkmeans
 
 def test_all_is_pinned():
     assert torchkmeans.__all__ == [
+        "BisectingKMeans",
         "CheckpointError",
         "ConvergenceWarning",
         "DataError",

@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 if _typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports these
     from . import metrics
     from ._config import show_config
-    from ._estimator import KMeans, MiniBatchKMeans
+    from ._estimator import BisectingKMeans, KMeans, MiniBatchKMeans
     from ._functional import KMeansResult, kmeans, kmeans_plusplus
     from ._sweep import SweepResult, sweep_k
     from .exceptions import (
@@ -31,6 +31,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time __geta
     )
 
 __all__ = [
+    "BisectingKMeans",
     "CheckpointError",
     "ConvergenceWarning",
     "DataError",
@@ -55,6 +56,7 @@ __all__ = [
 # Public name -> the module that defines it; a name equal to its module's last part is the
 # module itself (``metrics``).
 _LAZY = {
+    "BisectingKMeans": "._estimator",
     "CheckpointError": ".exceptions",
     "ConvergenceWarning": ".exceptions",
     "DataError": ".exceptions",
