@@ -303,6 +303,36 @@ def test_algorithm_and_copy_x_change_nothing(blobs):
     np.testing.assert_array_equal(X, X0)
 
 
+def test_save_and_load_keep_the_tree(tmp_path):
+    X = three_groups()
+    km = BisectingKMeans(3, random_state=0).fit(X)
+    path = tmp_path / "bisect.safetensors"
+    km.save(path)
+    loaded = BisectingKMeans.load(path)
+    grid = np.linspace(-5.0, 20.0, 101)[:, None]
+    np.testing.assert_array_equal(loaded.predict(grid), km.predict(grid))
+    np.testing.assert_array_equal(loaded.cluster_centers_, km.cluster_centers_)
+    assert loaded.get_params() == km.get_params()
+
+
+def test_a_corrupt_tree_is_refused(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from torchkmeans import ModelFileError
+
+    km = BisectingKMeans(3, random_state=0).fit(three_groups())
+    path = tmp_path / "bisect.safetensors"
+    km.save(path)
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(str(path))
+    tensors["tree_children"][0] = torch.tensor([0, 0])  # the root its own child: no way down
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(ModelFileError, match="the tree of splits is inconsistent"):
+        BisectingKMeans.load(path)
+
+
 def test_right_side_of_sparse_rows_equals_dense():
     rng = np.random.RandomState(0)
     x = torch.as_tensor(rng.rand(6, 4) * (rng.rand(6, 4) > 0.5))
