@@ -204,20 +204,22 @@ def _split(
     labels = result.labels
     assert result.cluster_inertia is not None
     split_inertia = result.cluster_inertia.tolist()
-    index = torch.arange(sub.n_samples, device=source.device) if rows is None else rows
-    sub_positive = None if positive is None else (positive if rows is None else positive[rows])
+    sub_positive = positive
+    if positive is not None and rows is not None:
+        sub_positive = positive.index_select(0, rows)
     children = []
-    for c in (0, 1):
-        member = labels == c
-        positive_member = member if sub_positive is None else member & sub_positive
-        n_positive = int(positive_member.sum())
+    for c in (0, 1):  # (index_select and nonzero: boolean-mask indexing is far slower on CPU)
+        take = (labels == c).nonzero().flatten()
+        n_positive = take.numel()
+        if sub_positive is not None:
+            n_positive = int(sub_positive.index_select(0, take).sum())
         children.append(
             _Node(
                 path=node.path + (c,),
-                rows=index[member],
+                rows=take if rows is None else rows.index_select(0, take),
                 center=result.centers[c],
                 inertia=float(split_inertia[c]),
-                n_rows=int(member.sum()),
+                n_rows=take.numel(),
                 n_positive=n_positive,
                 splittable=n_positive >= 2,
             )
@@ -249,8 +251,8 @@ def _finish(source: Source, nodes: list[_Node], n_clusters: int, metric: str) ->
         leaf = nodes[i]
         if leaf.rows is None:
             labels.fill_(label)
-        elif leaf.rows.numel():
-            labels[leaf.rows] = label
+        else:
+            labels.index_fill_(0, leaf.rows, label)
         leaf_labels[i] = label
         inertia += float(leaf.inertia or 0.0)
     n_nonempty = sum(1 for i in order if nodes[i].n_positive > 0)
@@ -327,12 +329,14 @@ def predict(source: Source, tree: Tree, metric: str) -> torch.Tensor:
         node = torch.zeros(m, dtype=torch.long, device=dev)
         active = torch.arange(m, device=dev) if bool(is_split[0]) else node[:0]
         while active.numel():
-            at = node[active]
-            go_right = _right_side(x, active, midpoint[at], direction[at])
-            step = torch.where(go_right, right[at], left[at])
-            node[active] = step
-            active = active[is_split[step]]
-        out[chunk.start : chunk.start + m] = leaf_labels[node]
+            at = node.index_select(0, active)
+            go_right = _right_side(
+                x, active, midpoint.index_select(0, at), direction.index_select(0, at)
+            )
+            step = torch.where(go_right, right.index_select(0, at), left.index_select(0, at))
+            node.index_copy_(0, active, step)
+            active = active.index_select(0, is_split.index_select(0, step).nonzero().flatten())
+        out[chunk.start : chunk.start + m] = leaf_labels.index_select(0, node)
     return out
 
 
