@@ -214,16 +214,20 @@ def test_one_cluster_is_the_weighted_mean():
     assert km.inertia_ == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("container", ["numpy", "loader"])
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_fewer_distinct_points_than_clusters_warns(strategy):
+def test_fewer_distinct_points_than_clusters_warns(strategy, container):
     X = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0], [9.0, 0.0]]), [4, 3, 1], axis=0)
+    if container == "loader":
+        X = torch.utils.data.DataLoader(torch.as_tensor(X), batch_size=3)
     km = BisectingKMeans(6, bisecting_strategy=strategy, random_state=0)
     with pytest.warns(ConvergenceWarning, match=r"distinct clusters \(3\).*n_clusters \(6\)"):
         km.fit(X)
-    assert np.isfinite(km.cluster_centers_).all()
-    assert len(np.unique(km.labels_)) == 3 and km.labels_.max() < 6
+    centers, labels = to_numpy(km.cluster_centers_), to_numpy(km.labels_)
+    assert np.isfinite(centers).all()
+    assert len(np.unique(labels)) == 3 and labels.max() < 6
     assert km.inertia_ == pytest.approx(0.0, abs=1e-12)
-    np.testing.assert_array_equal(km.predict(X), km.labels_)
+    np.testing.assert_array_equal(to_numpy(km.predict(X)), labels)
 
 
 def test_rows_of_zero_weight_are_never_split_alone():

@@ -159,7 +159,7 @@ def fit(
             nodes.append(child)
     if n_clusters == 1:
         nodes[0].inertia = _inertia(source, root_center, metric)
-    return _finish(source, nodes, n_clusters, metric)
+    return _finish(source, nodes, n_clusters)
 
 
 def _split(
@@ -178,16 +178,16 @@ def _split(
 ) -> tuple[_Node, _Node]:
     """The two children of ``node``: the clusters of the best of ``n_init`` 2-means runs."""
     rows = node.rows
-    sub = source if rows is None else source.sample(rows)
     if node.n_positive < 2:  # two centers cannot be seeded: keep the rows together
         inertia = node.inertia
-        if inertia is None:
-            inertia = _inertia(sub, node.center, metric)
+        if inertia is None:  # (only the root's is not known)
+            inertia = _inertia(source, node.center, metric)
         kept = _Node(
             node.path + (0,), rows, node.center, inertia, node.n_rows, node.n_positive, False
         )
         empty_rows = torch.empty(0, dtype=torch.long, device=source.device)
         return kept, _Node(node.path + (1,), empty_rows, node.center, 0.0, 0, 0, False)
+    sub = source if rows is None else source.sample(rows)
     result = core.fit(
         sub,
         2,
@@ -239,7 +239,7 @@ def _split(
     return children[0], children[1]
 
 
-def _finish(source: Source, nodes: list[_Node], n_clusters: int, metric: str) -> BisectResult:
+def _finish(source: Source, nodes: list[_Node], n_clusters: int) -> BisectResult:
     """Number the leaves depth first, label the rows and flatten the tree."""
     order = sorted(
         (i for i, n in enumerate(nodes) if n.children is None), key=lambda i: nodes[i].path
