@@ -8,7 +8,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from torchkmeans import KMeans, MiniBatchKMeans
+from torchkmeans import BisectingKMeans, KMeans, MiniBatchKMeans
 
 
 @parametrize_with_checks(
@@ -18,6 +18,14 @@ from torchkmeans import KMeans, MiniBatchKMeans
         KMeans(n_clusters=3, random_state=0, chunk_size=7),
         MiniBatchKMeans(n_clusters=3, random_state=0),
         MiniBatchKMeans(n_clusters=2, batch_size=10, init="random", random_state=0),
+        BisectingKMeans(n_clusters=3, random_state=0),
+        BisectingKMeans(
+            n_clusters=4,
+            init="k-means++",
+            n_init=2,
+            bisecting_strategy="largest_cluster",
+            random_state=0,
+        ),
     ]
 )
 def test_sklearn_compatible(estimator, check):
@@ -26,17 +34,28 @@ def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
-def test_sparse_is_declared_unsupported():
-    tags = KMeans().__sklearn_tags__()
+@pytest.mark.parametrize("estimator", [KMeans(), BisectingKMeans()])
+def test_sparse_is_declared_unsupported(estimator):
+    tags = estimator.__sklearn_tags__()
     assert tags.input_tags.sparse is False
     assert "float32" in tags.transformer_tags.preserves_dtype
 
 
 def test_clone_keeps_params_verbatim():
-    km = KMeans(5, init="random", n_init=4, tol=1e-3, metric="cosine", dtype="float32")
-    c = clone(km)
-    assert c.get_params() == km.get_params()
-    assert not hasattr(c, "cluster_centers_")
+    for km in (
+        KMeans(5, init="random", n_init=4, tol=1e-3, metric="cosine", dtype="float32"),
+        BisectingKMeans(5, n_init=4, bisecting_strategy="largest_cluster", algorithm="elkan"),
+    ):
+        c = clone(km)
+        assert c.get_params() == km.get_params()
+        assert not hasattr(c, "cluster_centers_")
+
+
+def test_bisecting_kmeans_in_a_pipeline(blobs):
+    X, _ = blobs
+    pipe = make_pipeline(StandardScaler(), BisectingKMeans(5, random_state=0)).fit(X)
+    assert pipe.predict(X).shape == (X.shape[0],)
+    assert pipe.transform(X).shape == (X.shape[0], 5)
 
 
 def test_pipeline_and_grid_search(blobs):

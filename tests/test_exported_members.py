@@ -4,6 +4,7 @@ import torchkmeans
 def test_all_is_pinned():
     assert torchkmeans.__all__ == [
         "BatchedResult",
+        "BisectingKMeans",
         "CheckpointError",
         "ConvergenceWarning",
         "DataError",

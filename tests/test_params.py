@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 
 from torchkmeans import (
+    BisectingKMeans,
     KMeans,
     MiniBatchKMeans,
     ParameterError,
@@ -19,6 +20,7 @@ from torchkmeans import (
     sweep_k,
 )
 from torchkmeans._params import (
+    BISECT_PARAMS,
     KMEANS_N_INIT,
     MINIBATCH_N_INIT,
     PARAMS,
@@ -44,7 +46,7 @@ def _parameters(owner):
 
 def _call(owner, name, value):
     """Call ``owner`` on X with ``name=value`` and everything else left at its default."""
-    if owner is KMeans or owner is MiniBatchKMeans:
+    if owner in (KMeans, MiniBatchKMeans, BisectingKMeans):
         return owner(**{name: value}).fit(X)
     if owner is sweep_k:
         return sweep_k(X, **{name: value})
@@ -53,7 +55,10 @@ def _call(owner, name, value):
     return owner(X, 2, **{name: value})
 
 
-OWNERS = [KMeans, MiniBatchKMeans, kmeans, k_means, kmeans_plusplus, sweep_k]
+OWNERS = [KMeans, MiniBatchKMeans, BisectingKMeans, kmeans, k_means, kmeans_plusplus, sweep_k]
+
+# Entries BisectingKMeans checks with constraints of its own (scikit-learn's for it).
+BISECT_OWN = {name for name in BISECT_PARAMS if BISECT_PARAMS[name] is not PARAMS[name]}
 
 
 @pytest.mark.parametrize("owner", OWNERS, ids=lambda o: o.__name__)
@@ -112,6 +117,20 @@ BAD = [
     ("init", 3, ParameterError, r"^init must be 'k-means\+\+', 'random', an array .* got int\.$"),
     ("n_init", 0, ParameterError, r"^n_init must be an integer >= 1, got 0\.$"),
     ("n_init", "many", ParameterError, r"^n_init must be 'auto' or an integer >= 1, got 'many'"),
+    (
+        "algorithm",
+        "full",
+        ParameterError,
+        r"^algorithm must be one of 'lloyd', 'elkan', got 'full'",
+    ),
+    ("copy_x", 1, ParameterError, r"^copy_x must be True or False, got 1\.$"),
+    (
+        "bisecting_strategy",
+        "smallest",
+        ParameterError,
+        r"^bisecting_strategy must be one of 'biggest_inertia', 'largest_cluster', got "
+        r"'smallest'\.$",
+    ),
     (
         "random_state",
         "x",
@@ -173,15 +192,47 @@ BAD = [
 ]
 
 
+# BisectingKMeans' own entries: init a name or a callable, n_init a count.
+BISECT_BAD = [
+    (
+        "init",
+        "k-means||",
+        ParameterError,
+        r"^init must be one of 'k-means\+\+', 'random' or a callable, got the string "
+        r"'k-means\|\|'\.$",
+    ),
+    (
+        "init",
+        np.zeros((2, 3)),
+        ParameterError,
+        r"^init must be one of 'k-means\+\+', 'random' or a callable \(X, n_clusters, "
+        r"random_state\) -> centers, got ndarray: every split has two centers, chosen by init\.$",
+    ),
+    ("n_init", "auto", ParameterError, r"^n_init must be an integer >= 1, got 'auto' of type str"),
+    ("n_init", 0, ParameterError, r"^n_init must be an integer >= 1, got 0\.$"),
+]
+
+
 def test_every_table_entry_has_a_bad_value():
     assert {row[0] for row in BAD} == set(PARAMS)
+    assert {row[0] for row in BISECT_BAD} == BISECT_OWN == {"init", "n_init"}
+
+
+@pytest.mark.parametrize("name,value,exc,match", BISECT_BAD, ids=lambda v: repr(v)[:30])
+def test_bad_value_is_rejected_by_bisecting_kmeans(name, value, exc, match):
+    with pytest.raises(exc, match=match):
+        _call(BisectingKMeans, name, value)
 
 
 @pytest.mark.parametrize("name,value,exc,match", BAD, ids=[f"{row[0]}={row[1]!r}" for row in BAD])
 def test_bad_value_is_rejected_by_every_owner(name, value, exc, match):
     if name == "distributed" and value is True and dist.is_initialized():
         pytest.skip("a process group is already initialized in this process")
-    owners = [owner for owner in OWNERS if name in _parameters(owner)]
+    owners = [
+        owner
+        for owner in OWNERS
+        if name in _parameters(owner) and not (owner is BisectingKMeans and name in BISECT_OWN)
+    ]
     assert owners
     for owner in owners:
         with pytest.raises(exc, match=match) as info:
@@ -245,7 +296,7 @@ def test_names_without_an_entry_are_left_out():
 
 def test_estimators_store_parameters_verbatim():
     params = dict(n_clusters=np.int64(2), tol=np.float32(1e-3), dtype="float32", verbose=True)
-    for cls in (KMeans, MiniBatchKMeans):
+    for cls in (KMeans, MiniBatchKMeans, BisectingKMeans):
         est = cls(**params).fit(X)
         for name, value in params.items():
             assert getattr(est, name) is value

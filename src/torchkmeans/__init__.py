@@ -16,7 +16,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time __geta
     from . import metrics
     from ._batched import BatchedResult, kmeans_batched
     from ._config import show_config
-    from ._estimator import KMeans, MiniBatchKMeans
+    from ._estimator import BisectingKMeans, KMeans, MiniBatchKMeans
     from ._functional import KMeansResult, k_means, kmeans, kmeans_plusplus
     from ._sweep import SweepResult, sweep_k
     from .exceptions import (
@@ -33,6 +33,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time __geta
 
 __all__ = [
     "BatchedResult",
+    "BisectingKMeans",
     "CheckpointError",
     "ConvergenceWarning",
     "DataError",
@@ -60,6 +61,7 @@ __all__ = [
 # module itself (``metrics``).
 _LAZY = {
     "BatchedResult": "._batched",
+    "BisectingKMeans": "._estimator",
     "CheckpointError": ".exceptions",
     "ConvergenceWarning": ".exceptions",
     "DataError": ".exceptions",

@@ -52,6 +52,8 @@ class FitResult:
     n_iter: int
     history: list[dict[str, Any]] = field(default_factory=list)
     n_nonempty: int = 0
+    # (K,) weighted inertia of each cluster against ``centers``, when the run computed it
+    cluster_inertia: torch.Tensor | None = None
 
 
 def data_moments(
@@ -382,6 +384,7 @@ def fit(
     init_size: int | None = None,
     checkpoint: Checkpoint | None = None,
     comm: Comm = SINGLE,
+    warn_empty: bool = True,
 ) -> FitResult:
     """Run ``n_init`` k-means fits and return the one with the lowest inertia.
 
@@ -492,6 +495,7 @@ def fit(
                 n_iter=n_iter,
                 history=history,
                 n_nonempty=int((stats.counts > 0).sum()),
+                cluster_inertia=stats.inertia.clone(),
             )
     assert best is not None
     if best_run != n_init - 1:
@@ -502,7 +506,7 @@ def fit(
         if comm.is_main:
             checkpoint.remove()
         comm.barrier()  # and no rank returns before it is gone
-    if best.n_nonempty < n_clusters:
+    if warn_empty and best.n_nonempty < n_clusters:
         warnings.warn(
             f"Number of distinct clusters ({best.n_nonempty}) found smaller than "
             f"n_clusters ({n_clusters}). Possibly due to duplicate points in X, or fewer rows "

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from . import _bisect as bisect
 from . import _validation as v
 from . import exceptions
 from ._bounds import Workspace
@@ -22,8 +23,11 @@ from ._distance import PreparedCenters, pairwise, prepare_rows
 from ._distributed import SINGLE, Comm, get_comm
 from ._init import kmeans_plusplus_
 from ._params import (
+    BISECT_PARAMS,
     KMEANS_N_INIT,
+    PARAMS,
     AutoNInit,
+    Constraint,
     check_param,
     check_params,
     compute_dtype,
@@ -179,6 +183,25 @@ def resolve_init(init: Any, prepared: Prepared, n_clusters: int) -> InitSpec:
     return _checked_centers(c, prepared.metric)
 
 
+def split_init(init: Any, prepared: Prepared) -> bisect.SplitInit:
+    """BisectingKMeans' checked ``init`` as each split takes it: a name, or the user's callable
+    called on the rows of the leaf being split (the caller's kind of array) with
+    ``n_clusters=2``, its result validated."""
+    if isinstance(init, str):
+        return init
+    user_init = init
+    kind, d = prepared.checked.kind, prepared.source.n_features
+
+    def call(rows: Source, generator: torch.Generator) -> torch.Tensor:
+        seed = int(torch.randint(0, np.iinfo(np.int32).max, (1,), generator=generator))
+        x = bisect.source_rows(rows).X
+        centers = user_init(kind.wrap(x), 2, np.random.RandomState(seed))
+        c = v.check_centers(centers, 2, d, name="the centers returned by init")
+        return _checked_centers(c, prepared.metric)
+
+    return call
+
+
 def _checked_centers(c: torch.Tensor, metric: str) -> torch.Tensor:
     if metric == "cosine":
         v.check_nonzero_rows(c, "init")
@@ -202,10 +225,11 @@ def prepare_fit(
     sample_weight: Any,
     params: Mapping[str, Any],
     auto_n_init: AutoNInit = KMEANS_N_INIT,
+    table: Mapping[str, Constraint] = PARAMS,
 ) -> FitInput:
-    """The fit boundary of KMeans, MiniBatchKMeans and kmeans: the parameters (the table in
-    ``_params``), then the data (``_validation``) and its source, then what depends on both
-    (``n_clusters`` against the rows, an ``init`` array against the features).
+    """The fit boundary of KMeans, MiniBatchKMeans, BisectingKMeans and kmeans: the parameters
+    (``table`` in ``_params``), then the data (``_validation``) and its source, then what
+    depends on both (``n_clusters`` against the rows, an ``init`` array against the features).
 
     ``params`` are the parameters as the user gave them; without a ``distributed`` entry the
     fit is local. With ``distributed=True`` every rank checks its own shard and the ranks agree
@@ -218,7 +242,7 @@ def prepare_fit(
     rest = {name: value for name, value in params.items() if name != "distributed"}
 
     def setup() -> tuple[dict[str, Any], torch.Generator, Prepared]:
-        p = check_params(rest, auto_n_init)
+        p = check_params(rest, auto_n_init, table)
         generator = make_generator(p["random_state"])
         prepared = prepare(
             X,
@@ -312,6 +336,31 @@ def run_fit(
         comm=comm,
     )
     return result, prepared, p
+
+
+def run_bisect(
+    X: Any, sample_weight: Any, params: Mapping[str, Any]
+) -> tuple[bisect.BisectResult, Prepared]:
+    """A bisecting k-means fit (``BisectingKMeans.fit``): the fit boundary, then the tree."""
+    fit_input = prepare_fit(X, sample_weight, params, table=BISECT_PARAMS)
+    p, prepared = fit_input.params, fit_input.prepared
+    source = prepared.source
+    if p["chunk_size"] is None:  # every Lloyd run of a bisection has two centers
+        source.chunk_size = default_chunk_size(source.n_features, 2)
+    result = bisect.fit(
+        source,
+        p["n_clusters"],
+        init=split_init(p["init"], prepared),
+        n_init=p["n_init"],
+        max_iter=p["max_iter"],
+        tol=p["tol"],
+        metric=prepared.metric,
+        strategy=p["bisecting_strategy"],
+        generator=fit_input.generator,
+        out_dtype=prepared.out_dtype,
+        verbose=p["verbose"],
+    )
+    return result, prepared
 
 
 def agree(comm: Comm, step: Callable[[], Any]) -> Any:

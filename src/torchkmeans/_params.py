@@ -32,6 +32,7 @@ from .exceptions import ParameterError
 METRICS = ("euclidean", "cosine")
 INIT_NAMES = ("k-means++", "k-means||", "random")
 ALGORITHMS = ("lloyd", "elkan")
+BISECTING_STRATEGIES = ("biggest_inertia", "largest_cluster")
 _DTYPE_NAMES = {
     "float16": torch.float16,
     "half": torch.float16,
@@ -169,28 +170,43 @@ class ProcessGroupFlag(Flag):
         return on
 
 
+@dataclass(frozen=True)
 class Init(Constraint):
-    """A name in ``INIT_NAMES``, a callable, or an array (its values are data: checked
-    against X by the fit boundary). Returned as given."""
+    """A name in ``names``, a callable, or (when ``arrays``) an array, whose values are data:
+    checked against X by the fit boundary. Returned as given."""
+
+    names: tuple[str, ...] = INIT_NAMES
+    arrays: bool = True
+
+    def _expected(self) -> str:
+        names = ", ".join(repr(m) for m in self.names)
+        if self.arrays:
+            return f"one of {names}, an array of shape (n_clusters, n_features) or a callable"
+        return f"one of {names} or a callable"
 
     def __call__(self, name: str, value: Any) -> Any:
         if isinstance(value, str):
-            if value not in INIT_NAMES:
+            if value not in self.names:
                 raise ParameterError(
-                    f"{name} must be one of {', '.join(repr(m) for m in INIT_NAMES)}, an array "
-                    f"of shape (n_clusters, n_features) or a callable, got the string {value!r}."
+                    f"{name} must be {self._expected()}, got the string {value!r}."
                 )
             return value
         if callable(value):
             return value
-        if isinstance(value, (np.ndarray, torch.Tensor, list, tuple)) or hasattr(
-            value, "__array__"
+        if self.arrays and (
+            isinstance(value, (np.ndarray, torch.Tensor, list, tuple))
+            or hasattr(value, "__array__")
         ):
             return value
+        if self.arrays:
+            raise ParameterError(
+                f"{name} must be 'k-means++', 'random', an array of shape (n_clusters, "
+                "n_features) or a callable (X, n_clusters, random_state) -> centers, got "
+                f"{type(value).__name__}."
+            )
         raise ParameterError(
-            f"{name} must be 'k-means++', 'random', an array of shape (n_clusters, n_features) "
-            "or a callable (X, n_clusters, random_state) -> centers, got "
-            f"{type(value).__name__}."
+            f"{name} must be {self._expected()} (X, n_clusters, random_state) -> centers, got "
+            f"{type(value).__name__}: every split has two centers, chosen by init."
         )
 
 
@@ -321,8 +337,8 @@ class Ks(Constraint):
 # the table
 # --------------------------------------------------------------------------------------------
 
-# Every parameter of KMeans, MiniBatchKMeans, kmeans, kmeans_plusplus and sweep_k (data
-# arguments aside), checked in this order.
+# Every parameter of KMeans, MiniBatchKMeans, BisectingKMeans, kmeans, kmeans_plusplus and
+# sweep_k (data arguments aside), checked in this order.
 PARAMS: dict[str, Constraint] = {
     "distributed": ProcessGroupFlag(),
     "n_clusters": Integer(1),
@@ -348,6 +364,7 @@ PARAMS: dict[str, Constraint] = {
     "device": Device(),
     "dtype": Dtype(),
     "chunk_size": Integer(1, optional=True),
+    "bisecting_strategy": OneOf(BISECTING_STRATEGIES),
     "ks": Ks(),
     "silhouette_sample_size": Integer(2, optional=True),
 }
@@ -371,20 +388,32 @@ class AutoNInit:
 KMEANS_N_INIT = AutoNInit(("k-means++", "k-means||"), 10)
 MINIBATCH_N_INIT = AutoNInit(("k-means++",), 3, "MiniBatchKMeans")
 
+# BisectingKMeans takes scikit-learn's constraints for it: every split is a 2-means, so init
+# names a seeding or is a callable (no array of centers, no k-means||) and n_init is a count.
+BISECT_PARAMS: dict[str, Constraint] = {
+    **PARAMS,
+    "init": Init(("k-means++", "random"), arrays=False),
+    "n_init": Integer(1),
+}
+
 
 def check_params(
-    params: Mapping[str, Any], auto_n_init: AutoNInit = KMEANS_N_INIT
+    params: Mapping[str, Any],
+    auto_n_init: AutoNInit = KMEANS_N_INIT,
+    table: Mapping[str, Constraint] = PARAMS,
 ) -> dict[str, Any]:
-    """Check ``params`` against ``PARAMS`` in the table's order and return the checked values.
+    """Check ``params`` against ``table`` (``PARAMS``, or ``BISECT_PARAMS`` for
+    BisectingKMeans) in the table's order and return the checked values.
 
     Names without an entry (parameters a subclass adds) are left out. ``n_init`` is resolved
     against ``init``: ``"auto"`` as ``auto_n_init`` says, and explicit centers get one run
     (with a warning when more were asked for).
     """
-    checked = {name: check(name, params[name]) for name, check in PARAMS.items() if name in params}
+    checked = {name: check(name, params[name]) for name, check in table.items() if name in params}
     if "n_init" in checked:
         checked["n_init"] = resolve_n_init(checked["n_init"], checked["init"], auto_n_init)
-    if checked.get("algorithm") == "elkan" and checked.get("n_clusters") == 1:
+    # (KMeans' warning; scikit-learn's BisectingKMeans splits in two and never warns)
+    if table is PARAMS and checked.get("algorithm") == "elkan" and checked.get("n_clusters") == 1:
         warn(
             "algorithm='elkan' doesn't make sense for a single cluster. Using 'lloyd' instead "
             "(in torchkmeans both run the same exact, pruned Lloyd iteration).",

@@ -151,6 +151,11 @@ def save_model(estimator: Any, path: str | os.PathLike[str]) -> None:
         tensors["counts"] = torch.as_tensor(estimator._state_counts).detach().cpu().contiguous()
     if hasattr(estimator, "_rng_state"):
         tensors["rng_state"] = estimator._rng_state.detach().cpu().contiguous()
+    tree = getattr(estimator, "_tree", None)
+    if tree is not None:  # BisectingKMeans: the hierarchy predict descends
+        tensors["tree_children"] = tree.children.contiguous()
+        tensors["tree_centers"] = tree.centers.contiguous()
+        tensors["tree_leaf_labels"] = tree.leaf_labels.contiguous()
     init = estimator.get_params(deep=False).get("init")
     if params.get("init") == "array":
         tensors["init"] = torch.as_tensor(
@@ -397,12 +402,49 @@ def load_model(cls: type, path: str | os.PathLike[str], device: Any = None) -> A
         if tensors["rng_state"].dtype != torch.uint8 or tensors["rng_state"].dim() != 1:
             raise ModelFileError(f"{p}: corrupt model file (not a generator state).")
         est._rng_state = tensors["rng_state"]
+    if "tree_children" in tensors:
+        est._tree = _read_tree(p, tensors, k, d)
     est.history_ = list(meta.get("history") or [])
     est.n_features_in_ = d
     est._n_features_out = k
     if meta.get("feature_names_in") is not None:
         est.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
     return est
+
+
+def _read_tree(path: Path, tensors: dict[str, Any], k: int, d: int) -> Any:
+    """BisectingKMeans' tree from a model file, checked so that predict cannot go astray."""
+    import torch
+
+    from ._bisect import Tree
+    from .exceptions import ModelFileError
+
+    try:
+        children = tensors["tree_children"]
+        centers = tensors["tree_centers"]
+        leaf_labels = tensors["tree_leaf_labels"]
+    except KeyError as exc:
+        raise ModelFileError(f"{path}: corrupt model file (missing {exc}).") from None
+    n = int(children.shape[0]) if children.dim() == 2 else -1
+    split = children[:, 0] >= 0 if n > 0 else None
+    ok = (
+        n == 2 * k - 1
+        and split is not None
+        and children.dtype == torch.int64
+        and tuple(children.shape) == (n, 2)
+        and tuple(centers.shape) == (n, d)
+        and tuple(leaf_labels.shape) == (n,)
+        and bool(torch.isfinite(centers.float()).all())
+        # a split node's children come after it (so a descent ends); a leaf has none
+        and bool((children[split] > torch.arange(n)[split][:, None]).all())
+        and bool((children[split] < n).all())
+        and bool((children[~split] == -1).all())
+        and bool((leaf_labels[split] == -1).all())
+        and sorted(leaf_labels[~split].tolist()) == list(range(k))
+    )
+    if not ok:
+        raise ModelFileError(f"{path}: corrupt model file (the tree of splits is inconsistent).")
+    return Tree(children, centers, leaf_labels)
 
 
 # --------------------------------------------------------------------------------------------
