@@ -26,9 +26,10 @@ def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
-def test_sparse_is_declared_unsupported():
+def test_sparse_is_declared_supported():
     tags = KMeans().__sklearn_tags__()
-    assert tags.input_tags.sparse is False
+    assert tags.input_tags.sparse is True
+    assert MiniBatchKMeans().__sklearn_tags__().input_tags.sparse is True
     assert "float32" in tags.transformer_tags.preserves_dtype
 
 

@@ -58,15 +58,15 @@ def data_moments(
     """Weighted mean of the (prepared) rows, the mean over features of their variance, and the
     total weight (the number of rows when unweighted).
 
-    One pass; sums are shifted by the first row and accumulated in float64 in row order. Across
-    ranks, the per-shard weights, means and squared deviations are combined (Chan et al.'s
-    pairwise formula, in rank order, identically on every rank).
+    One pass; sums are shifted by the first row (sparse rows: not shifted) and accumulated in
+    float64 in row order. Across ranks, the per-shard weights, means and squared deviations are
+    combined (Chan et al.'s pairwise formula, in rank order, identically on every rank).
     """
     d = source.n_features
     s1 = torch.zeros(1, d, dtype=torch.float64, device=source.device)
     s2 = torch.zeros(1, d, dtype=torch.float64, device=source.device)
     total = torch.zeros(1, dtype=torch.float64, device=source.device)
-    engine = engine_for(source.device, source.dtype, metric)
+    engine = engine_for(source.device, source.dtype, metric, sparse=source.sparse)
     first64 = engine.moment_sums(source, metric, s1, s2, total)
     if comm.distributed:
         return _combine_moments(source, s1[0], s2[0], total, first64, comm)
@@ -101,6 +101,14 @@ def _combine_moments(
     m2 = torch.stack([q[1 + d :] + q[0] * (q[1 : 1 + d] - mean) ** 2 for q in parts]).sum(dim=0)
     variance = (m2 / total_w).clamp_min(0.0)
     return mean.to(source.dtype), float(variance.mean()), float(total_w)
+
+
+def seeding_shift(source: Source, metric: str, mean: torch.Tensor) -> torch.Tensor | None:
+    """The shift of seeding's distances: the data's mean (Euclidean), zero for sparse rows
+    (never shifted), None for cosine."""
+    if metric != "euclidean":
+        return None
+    return torch.zeros_like(mean) if source.sparse else mean
 
 
 def init_centers(
@@ -188,7 +196,7 @@ def lloyd_(
     (recorded in ``history``) are already done when a fit resumes.
     """
     history = [] if history is None else history
-    engine = engine_for(source.device, source.dtype, metric)
+    engine = engine_for(source.device, source.dtype, metric, sparse=source.sparse)
     loop = engine.whole_loop(source, centers.shape[0], metric, labels, workspace, bounds, comm)
     if loop is not None:
         return _lloyd_native(
@@ -204,7 +212,7 @@ def lloyd_(
     n_iter = start
     for it in range(start, max_iter):
         t0 = time.perf_counter()
-        pc = engine.prepare_centers(centers, metric)
+        pc = engine.prepare_centers(centers, metric, sparse=source.sparse)
         stats = engine.accumulate(source, pc, labels, workspace, bounds=bounds)
         stats.reduce_(comm)  # the one collective of an iteration
         relocated = relocate_empty_clusters(stats, source, pc, workspace, comm, labels)
@@ -304,11 +312,11 @@ def final_pass(
     comm: Comm = SINGLE,
 ) -> LloydStats:
     """Assign every row to ``centers`` (labels agree with predict); no center update."""
-    engine = engine_for(source.device, source.dtype, metric)
+    engine = engine_for(source.device, source.dtype, metric, sparse=source.sparse)
     loop = engine.whole_loop(source, centers.shape[0], metric, labels, workspace, bounds, comm)
     if loop is not None:
         return loop.assign(centers)
-    pc = PreparedCenters(centers, metric, None)
+    pc = PreparedCenters(centers, metric, None, sparse=source.sparse)
     stats = engine.accumulate(source, pc, labels, workspace, update=False, bounds=bounds)
     stats.reduce_(comm)
     return stats
@@ -340,10 +348,13 @@ def fit(
     """
     mean, variance, _ = data_moments(source, metric, comm)
     tol_abs = tol * variance
-    workspace = engine_for(source.device, source.dtype, metric).workspace(source, n_clusters)
+    engine = engine_for(source.device, source.dtype, metric, sparse=source.sparse)
+    workspace = engine.workspace(source, n_clusters)
     labels = torch.empty(source.n_samples, dtype=torch.long, device=source.device)
-    use_bounds = PRUNE and Bounds.affordable(source)
-    shift = mean if metric == "euclidean" else None
+    # (sparse passes are dominated by per-value work that bounds cannot skip; measured slower
+    # with them, they run unpruned)
+    use_bounds = PRUNE and not source.sparse and Bounds.affordable(source)
+    shift = seeding_shift(source, metric, mean)
     best: FitResult | None = None
     best_run = -1
     resume: FitState | None = None

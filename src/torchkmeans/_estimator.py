@@ -41,7 +41,7 @@ class _KMeansBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         if tags.transformer_tags is not None:
             tags.transformer_tags.preserves_dtype = ["float64", "float32"]
@@ -281,9 +281,11 @@ default="k-means++"
 
         Parameters
         ----------
-        X : array-like, tensor or source of batches, of shape (n_samples, n_features)
+        X : array-like, sparse matrix, tensor or source of batches, of shape (n_samples, \
+n_features)
             numpy (a memmap is read chunk by chunk, never copied whole), torch tensor on any
-            device, pandas DataFrame, list, or a re-iterable source of batches such as a
+            device, pandas DataFrame, list, scipy.sparse matrix or array or torch sparse tensor
+            (read in CSR chunks, never made dense), or a re-iterable source of batches such as a
             ``torch.utils.data.DataLoader`` (each batch a 2-D tensor or array, ``(x,)`` or
             ``(x, w)`` with per-row sample weights; ``labels_`` follow the order of the
             batches, which must be the same on every pass: no shuffling).

@@ -28,7 +28,7 @@ from ._params import (
     make_generator,
     warn,
 )
-from ._sources import BatchSource, Source, TensorSource, default_chunk_size
+from ._sources import BatchSource, Source, SparseSource, TensorSource, default_chunk_size
 from .exceptions import DataError, ParameterError, TorchKMeansError
 
 
@@ -80,14 +80,15 @@ def prepare(
     t = checked.X
     if metric == "cosine":
         v.check_nonzero_rows(t, name)
-    out_dtype = dtype or (t.dtype if t.is_floating_point() else torch.float32)
+    out_dtype = dtype or (t.dtype if t.is_floating_point() else checked.float_dtype)
     cdtype = compute_dtype(out_dtype)
     dev = device or t.device
     w = v.check_sample_weight(
         sample_weight, t.shape[0], cdtype, dev, require_positive=not allow_empty
     )
-    rows = chunk_size or default_chunk_size(t.shape[1], n_clusters)
-    source = TensorSource(
+    rows = chunk_size or default_chunk_size(t.shape[1], n_clusters, sparse=checked.sparse)
+    make_source = SparseSource if checked.sparse else TensorSource
+    source = make_source(
         t,
         w,
         device=dev,
@@ -143,9 +144,12 @@ def resolve_init(init: Any, prepared: Prepared, n_clusters: int) -> InitSpec:
     if callable(init):
         user_init = init
         checked = prepared.checked
-        x_user = (
-            checked.kind.wrap(checked.X) if isinstance(checked, v.CheckedData) else checked.batches
-        )
+        if isinstance(checked, v.CheckedBatches):
+            x_user = checked.batches
+        elif checked.sparse:
+            x_user = checked.original  # the caller's sparse matrix, as scikit-learn passes it
+        else:
+            x_user = checked.kind.wrap(checked.X)
 
         def call(generator: torch.Generator) -> torch.Tensor:
             seed = int(torch.randint(0, np.iinfo(np.int32).max, (1,), generator=generator))
@@ -473,9 +477,10 @@ def kmeans_plusplus(
     v.check_n_samples(prepared.source.n_samples, k)
     shift = None
     if prepared.metric == "euclidean":
-        from ._core import data_moments
+        from ._core import data_moments, seeding_shift
 
-        shift, _, _ = data_moments(prepared.source, "euclidean")
+        mean, _, _ = data_moments(prepared.source, "euclidean")
+        shift = seeding_shift(prepared.source, "euclidean", mean)
     source = prepared.source
     if isinstance(source, BatchSource):  # seeding needs random access: read the batches once
         source = source.sample(torch.arange(source.n_samples))
@@ -504,7 +509,7 @@ def distances_to_centers(source: Source, centers: torch.Tensor, metric: str) -> 
 
     For cosine, the Euclidean distance between the unit-normalized row and the unit centers.
     """
-    pc = PreparedCenters(centers, metric, None)
+    pc = PreparedCenters(centers, metric, None, sparse=source.sparse)
     out = torch.empty(source.n_samples, pc.n_clusters, dtype=source.dtype, device=source.device)
     for chunk in source.chunks():
         m = chunk.x.shape[0]
