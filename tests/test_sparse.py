@@ -17,6 +17,8 @@ from torchkmeans import (
     UnsupportedInputError,
     kmeans,
     kmeans_plusplus,
+    metrics,
+    sweep_k,
 )
 from torchkmeans._engines.dispatch import TORCH, engine_for
 
@@ -341,6 +343,63 @@ def test_minibatch_partial_fit(data):
 
 
 # --------------------------------------------------------------------------------------------
+# metrics and sweep_k
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+def test_silhouette_matches_sklearn(data, metric):
+    from sklearn.metrics import silhouette_samples, silhouette_score
+
+    X, truth = data
+    ours = metrics.silhouette_samples(X, truth, metric=metric)
+    assert isinstance(ours, np.ndarray)
+    dense = X.toarray()
+    np.testing.assert_allclose(ours, silhouette_samples(dense, truth, metric=metric), atol=1e-9)
+    if metric != "sqeuclidean":  # (scikit-learn takes sparse X for these two)
+        np.testing.assert_allclose(ours, silhouette_samples(X, truth, metric=metric), atol=1e-9)
+    np.testing.assert_allclose(
+        metrics.silhouette_samples(X, truth, metric=metric, chunk_size=37), ours, atol=1e-12
+    )
+    t = metrics.silhouette_samples(_torch_csr(X), torch.as_tensor(truth), metric=metric)
+    np.testing.assert_allclose(to_numpy(t), ours, atol=1e-12)
+    a = metrics.silhouette_score(X, truth, metric=metric, sample_size=150, random_state=1)
+    b = silhouette_score(dense, truth, metric=metric, sample_size=150, random_state=1)
+    assert a == pytest.approx(b, abs=1e-9)
+    c = metrics.silhouette_score(
+        _torch_csr(X), truth, metric=metric, sample_size=150, random_state=1
+    )
+    assert c == pytest.approx(b, abs=1e-9)
+
+
+def test_calinski_harabasz_and_davies_bouldin_match_sklearn(data):
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+
+    X, truth = data
+    dense = X.toarray()
+    for Xs in (X, sp.csc_array(X), _torch_csr(X), _torch_coo(X)):
+        assert metrics.calinski_harabasz_score(Xs, truth) == pytest.approx(
+            calinski_harabasz_score(dense, truth), rel=1e-9
+        )
+        assert metrics.davies_bouldin_score(Xs, truth) == pytest.approx(
+            davies_bouldin_score(dense, truth), rel=1e-9
+        )
+    init = _init(X, 4)
+    assert metrics.inertia(X, init) == pytest.approx(metrics.inertia(dense, init), rel=1e-10)
+
+
+def test_sweep_k_equals_the_dense_sweep(data):
+    X, _ = data
+    a = sweep_k(X, [2, 3, 4, 5], random_state=0)
+    b = sweep_k(X.toarray(), [2, 3, 4, 5], random_state=0)
+    np.testing.assert_allclose(a.inertia, b.inertia, rtol=1e-9)
+    np.testing.assert_allclose(a.silhouette, b.silhouette, atol=1e-9)
+    np.testing.assert_allclose(a.calinski_harabasz, b.calinski_harabasz, rtol=1e-9)
+    np.testing.assert_allclose(a.davies_bouldin, b.davies_bouldin, rtol=1e-9)
+    assert a.best_k == b.best_k == 4
+
+
+# --------------------------------------------------------------------------------------------
 # bad sparse input
 # --------------------------------------------------------------------------------------------
 
@@ -445,3 +504,5 @@ def test_cuda_device_for_host_sparse_data(data):
     np.testing.assert_allclose(km.cluster_centers_, cpu.cluster_centers_, rtol=1e-9, atol=1e-12)
     mb = MiniBatchKMeans(4, random_state=0, device="cuda").fit(X)
     assert mb.cluster_centers_.shape == (4, 60)
+    s = metrics.silhouette_score(X, cpu.labels_, device="cuda")
+    assert s == pytest.approx(metrics.silhouette_score(X, cpu.labels_), rel=1e-9)
