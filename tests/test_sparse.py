@@ -400,6 +400,43 @@ def test_sweep_k_equals_the_dense_sweep(data):
 
 
 # --------------------------------------------------------------------------------------------
+# the command line: .npz files written by scipy.sparse.save_npz
+# --------------------------------------------------------------------------------------------
+
+
+def test_cli_fits_and_predicts_a_save_npz_file(data, tmp_path, capsys):
+    from torchkmeans.cli import main
+
+    X, _ = data
+    path = tmp_path / "data.npz"
+    sp.save_npz(path, X)
+    model = tmp_path / "model.safetensors"
+    labels = tmp_path / "labels.npy"
+    assert main(["fit", str(path), "-k", "4", "--seed", "0", "-o", str(model)]) == 0
+    assert "fitted 4 clusters on 60 features" in capsys.readouterr().err
+    assert main(["predict", str(model), str(path), "-o", str(labels)]) == 0
+    ref = KMeans(4, random_state=0).fit(X)
+    np.testing.assert_array_equal(np.load(labels), ref.labels_)
+    sp.save_npz(tmp_path / "csc.npz", sp.csc_array(X))
+    assert main(["sweep", str(tmp_path / "csc.npz"), "--k", "2:4", "--seed", "0"]) == 0
+    assert "suggested k" in capsys.readouterr().out
+    plot = tmp_path / "clusters.png"
+    pytest.importorskip("matplotlib")
+    assert main(["fit", str(path), "-k", "4", "-o", str(model), "--plot", str(plot)]) == 0
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_read_table_tells_save_npz_from_savez(data, tmp_path):
+    from torchkmeans.io import read_table
+
+    X, _ = data
+    sp.save_npz(tmp_path / "s.npz", X, compressed=False)
+    np.savez(tmp_path / "d.npz", data=X.toarray())
+    assert sp.issparse(read_table(str(tmp_path / "s.npz")).X)
+    assert isinstance(read_table(str(tmp_path / "d.npz")).X, np.ndarray)
+
+
+# --------------------------------------------------------------------------------------------
 # bad sparse input
 # --------------------------------------------------------------------------------------------
 
