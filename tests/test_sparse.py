@@ -2,6 +2,9 @@
 dense one is, never made dense, equal to scikit-learn's sparse k-means from the same initial
 centers and to our own fit of the same data made dense."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -23,6 +26,11 @@ from torchkmeans import (
 from torchkmeans._engines.dispatch import TORCH, engine_for
 
 from .conftest import to_numpy
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from probe import run_probe  # noqa: E402
+
+MB = 1 << 20
 
 
 def sparse_blobs(n=400, d=60, k=4, density=0.12, seed=0, dtype=np.float64):
@@ -507,6 +515,25 @@ def test_errors_derive_from_the_base_class(data):
         KMeans(2).fit(_with_value(X, np.nan))
     with pytest.raises(ValueError):
         KMeans(2).fit(_with_value(X, np.nan))
+
+
+# --------------------------------------------------------------------------------------------
+# memory: the matrix is never made dense
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("mode", ["fit", "minibatch"])
+def test_extra_memory_stays_far_below_the_dense_size(mode):
+    """200,000 x 50,000 with ~0.1% stored values: dense it would be 80 GB; a fit's extra memory
+    (k-means++, the moments, Lloyd, the final labels pass) stays within 64 MB + 10% of the sparse
+    data + the dense K x D centers."""
+    r = run_probe("sparse_memory_probe.py", 200_000, 50_000, 50, 10, "float64", mode)
+    extra = r["extra"] - r["kept"]
+    budget = 64 * MB + 0.10 * r["data"] + r["centers"]
+    assert r["dense"] >= 80e9
+    assert extra <= budget, f"{mode}: extra {extra / MB:.1f} MB > budget {budget / MB:.1f} MB"
 
 
 # --------------------------------------------------------------------------------------------
