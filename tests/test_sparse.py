@@ -264,6 +264,28 @@ def test_chunk_size_does_not_change_the_result(data):
         assert km.inertia_ == ref.inertia_
 
 
+def test_init_size_checkpoint_and_callable_init(data, tmp_path):
+    X, _ = data
+    a = KMeans(4, random_state=0, init_size=120).fit(X)
+    b = KMeans(4, random_state=0, init_size=120).fit(X.toarray())
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    ref = KMeans(4, random_state=0).fit(X)
+    ckpt = tmp_path / "fit.ckpt"
+    km = KMeans(4, random_state=0, checkpoint=ckpt).fit(X)
+    np.testing.assert_array_equal(km.labels_, ref.labels_)
+    np.testing.assert_array_equal(km.cluster_centers_, ref.cluster_centers_)
+    assert not ckpt.exists()
+    seen = []
+
+    def init(Xc, k, random_state):
+        seen.append(Xc)  # the caller's sparse matrix, as scikit-learn passes it
+        return Xc[:k].toarray()
+
+    km = KMeans(4, init=init, n_init=1).fit(X)
+    assert seen[0] is X
+    np.testing.assert_array_equal(km.labels_, KMeans(4, init=X[:4].toarray()).fit(X).labels_)
+
+
 def test_caller_matrix_is_not_modified():
     # a CSR matrix with unsorted columns and a duplicate entry (scipy sums duplicates)
     data = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
