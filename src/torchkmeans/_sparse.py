@@ -61,11 +61,6 @@ def per_value(x: torch.Tensor, row_values: torch.Tensor) -> torch.Tensor:
     return torch.repeat_interleave(row_values, row_counts(x), output_size=nnz)
 
 
-def row_index(x: torch.Tensor) -> torch.Tensor:
-    """The row of every stored value (int64, length nnz)."""
-    return per_value(x, torch.arange(x.shape[0], device=x.device))
-
-
 def row_sums(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """Per-row sums of ``values`` (one per stored value), in row order."""
     return torch.segment_reduce(values, "sum", offsets=x.crow_indices())
