@@ -100,6 +100,25 @@ def test_tensor_and_mixed_containers(world):
             np.testing.assert_allclose(r["mixed"]["centers"], ref.cluster_centers_, rtol=1e-9)
 
 
+def test_sparse_shards(world):
+    """scipy CSR shards (the middle one empty with three ranks) give the single-process fit."""
+    _, results = world
+    X, _ = dist_worker.data()
+    ref = KMeans(dist_worker.K, init=dist_worker.init_centers()).fit(X)
+    labels = np.concatenate([r["sparse"]["labels"] for r in results])
+    for r in results:
+        np.testing.assert_allclose(r["sparse"]["centers"], ref.cluster_centers_, rtol=1e-9)
+        assert r["sparse"]["n_iter"] == ref.n_iter_
+        assert r["sparse"]["inertia"] == pytest.approx(ref.inertia_, rel=1e-9)
+    assert np.array_equal(labels, ref.labels_)
+    # k-means++ over sparse shards draws what it draws over the dense shards
+    for r in results:
+        assert r["sparse k-means++"]["labels"] == r["k-means++"]["labels"]
+        np.testing.assert_allclose(
+            r["sparse k-means++"]["centers"], r["k-means++"]["centers"], rtol=1e-9
+        )
+
+
 def test_bad_data_on_one_rank_fails_every_rank(world):
     size, results = world
     last = size - 1

@@ -62,15 +62,15 @@ def data_moments(
     """Weighted mean of the (prepared) rows, the mean over features of their variance, and the
     total weight (the number of rows when unweighted).
 
-    One pass; sums are shifted by the first row and accumulated in float64 in row order. Across
-    ranks, the per-shard weights, means and squared deviations are combined (Chan et al.'s
-    pairwise formula, in rank order, identically on every rank).
+    One pass; sums are shifted by the first row (sparse rows: not shifted) and accumulated in
+    float64 in row order. Across ranks, the per-shard weights, means and squared deviations are
+    combined (Chan et al.'s pairwise formula, in rank order, identically on every rank).
     """
     d = source.n_features
     s1 = torch.zeros(1, d, dtype=torch.float64, device=source.device)
     s2 = torch.zeros(1, d, dtype=torch.float64, device=source.device)
     total = torch.zeros(1, dtype=torch.float64, device=source.device)
-    engine = engine_for(source.device, source.dtype, metric)
+    engine = engine_for(source.device, source.dtype, metric, sparse=source.sparse)
     try:
         first64, failure = engine.moment_sums(source, metric, s1, s2, total), None
     except Exception as exc:  # on one rank of many: join the collective, then raise
@@ -123,6 +123,14 @@ def _combine_moments(
     m2 = torch.stack([q[1 + d :] + q[0] * (q[1 : 1 + d] - mean) ** 2 for q in parts]).sum(dim=0)
     variance = (m2 / total_w).clamp_min(0.0)
     return mean.to(source.dtype), float(variance.mean()), float(total_w)
+
+
+def seeding_shift(source: Source, metric: str, mean: torch.Tensor) -> torch.Tensor | None:
+    """The shift of seeding's distances: the data's mean (Euclidean), zero for sparse rows
+    (never shifted), None for cosine."""
+    if metric != "euclidean":
+        return None
+    return torch.zeros_like(mean) if source.sparse else mean
 
 
 def init_centers(
@@ -210,7 +218,7 @@ def lloyd_(
     (recorded in ``history``) are already done when a fit resumes.
     """
     history = [] if history is None else history
-    engine = engine_for(source.device, source.dtype, metric)
+    engine = engine_for(source.device, source.dtype, metric, sparse=source.sparse)
     loop = engine.whole_loop(source, centers.shape[0], metric, labels, workspace, bounds, comm)
     if loop is not None:
         return _lloyd_native(
@@ -226,7 +234,7 @@ def lloyd_(
     n_iter = start
     for it in range(start, max_iter):
         t0 = time.perf_counter()
-        pc = engine.prepare_centers(centers, metric)
+        pc = engine.prepare_centers(centers, metric, sparse=source.sparse)
         stats = _pass_or_report(
             functools.partial(engine.accumulate, source, pc, labels, workspace, bounds=bounds),
             source,
@@ -330,11 +338,11 @@ def final_pass(
     comm: Comm = SINGLE,
 ) -> LloydStats:
     """Assign every row to ``centers`` (labels agree with predict); no center update."""
-    engine = engine_for(source.device, source.dtype, metric)
+    engine = engine_for(source.device, source.dtype, metric, sparse=source.sparse)
     loop = engine.whole_loop(source, centers.shape[0], metric, labels, workspace, bounds, comm)
     if loop is not None:
         return loop.assign(centers)
-    pc = PreparedCenters(centers, metric, None)
+    pc = PreparedCenters(centers, metric, None, sparse=source.sparse)
     return _pass_or_report(
         lambda: engine.accumulate(source, pc, labels, workspace, update=False, bounds=bounds),
         source,
@@ -396,10 +404,13 @@ def fit(
     """
     mean, variance, _ = data_moments(source, metric, comm)
     tol_abs = tol * variance
-    workspace = engine_for(source.device, source.dtype, metric).workspace(source, n_clusters)
+    engine = engine_for(source.device, source.dtype, metric, sparse=source.sparse)
+    workspace = engine.workspace(source, n_clusters)
     labels = torch.empty(source.n_samples, dtype=torch.long, device=source.device)
-    use_bounds = PRUNE and Bounds.affordable(source)
-    shift = mean if metric == "euclidean" else None
+    # (sparse passes are dominated by per-value work that bounds cannot skip; measured slower
+    # with them, they run unpruned)
+    use_bounds = PRUNE and not source.sparse and Bounds.affordable(source)
+    shift = seeding_shift(source, metric, mean)
     best: FitResult | None = None
     best_run = -1
     resume: FitState | None = None

@@ -8,6 +8,11 @@ caller's data is never modified. The distance to the chosen center is then recom
 
 Cosine distances are ``1 - cos(x, c)`` on rows normalized per chunk and unit-length centers.
 
+Sparse rows (torch CSR blocks, see :mod:`torchkmeans._sparse`) are never shifted, as a shift
+would make them dense: their centers are laid out with a zero shift, products are sparse-dense
+matmuls, and the distance to the chosen center comes from the same identity, clamped at zero
+(as in scikit-learn); near ties are still re-decided exactly, on those few rows made dense.
+
 Prior validation of data is assumed: every tensor here is on one device in one float dtype.
 """
 
@@ -15,19 +20,31 @@ from __future__ import annotations
 
 import torch
 
+from . import _sparse
+
 
 class PreparedCenters:
     """Centers laid out for the kernel: shifted (Euclidean) or unit length (cosine).
 
     ``c`` holds the shifted centers (K, D), ``ct`` their transpose for the GEMM and ``c_sq``
-    their squared norms (Euclidean only).
+    their squared norms (Euclidean only). ``shift=None`` shifts by the mean of the centers;
+    ``sparse=True`` (the rows are sparse, never shifted) by zero.
     """
 
-    def __init__(self, centers: torch.Tensor, metric: str, shift: torch.Tensor | None) -> None:
+    def __init__(
+        self,
+        centers: torch.Tensor,
+        metric: str,
+        shift: torch.Tensor | None,
+        *,
+        sparse: bool = False,
+    ) -> None:
         self.metric = metric
         self.centers = centers
         if metric == "euclidean":
-            if shift is None:
+            if sparse:
+                shift = torch.zeros_like(centers[0])
+            elif shift is None:
                 shift = centers.mean(dim=0)
             self.shift: torch.Tensor | None = shift.to(centers.dtype)
             c = centers - self.shift
@@ -61,7 +78,12 @@ class PreparedCenters:
 
 
 def prepare_rows(x: torch.Tensor, metric: str, shift: torch.Tensor | None) -> torch.Tensor:
-    """Return the chunk shifted (Euclidean) or normalized to unit rows (cosine), as a new tensor."""
+    """Return the chunk shifted (Euclidean) or normalized to unit rows (cosine), as a new tensor.
+
+    Sparse rows are returned as they are (Euclidean: their shift is zero) or normalized.
+    """
+    if _sparse.is_csr(x):
+        return x if metric == "euclidean" else _sparse.normalize_rows(x)
     if metric == "euclidean":
         return x if shift is None else x - shift
     norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
@@ -87,6 +109,12 @@ def partial_scores(
 
     Euclidean: ``||c||^2 - 2 x.c`` (the squared distance minus ``||x||^2``); cosine: ``-x.c``.
     """
+    if _sparse.is_csr(xs):
+        prod = _sparse.matmul(xs, pc.ct)
+        scores = prod if out is None else out.copy_(prod)
+        if pc.c_sq is not None:
+            return scores.mul_(-2.0).add_(pc.c_sq)
+        return scores.neg_()
     if pc.c_sq is not None:
         return torch.addmm(pc.c_sq, xs, pc.ct, beta=1, alpha=-2, out=out)
     scores = torch.mm(xs, pc.ct, out=out)
@@ -94,7 +122,14 @@ def partial_scores(
 
 
 def exact_distance(xs: torch.Tensor, pc: PreparedCenters, labels: torch.Tensor) -> torch.Tensor:
-    """Distance of each prepared row to the center ``labels`` names, computed directly."""
+    """Distance of each prepared row to the center ``labels`` names, computed directly
+    (sparse rows: from their stored values, see :func:`torchkmeans._sparse.sq_distance_to`)."""
+    if _sparse.is_csr(xs):
+        if pc.c_sq is not None:
+            dist = _sparse.sq_distance_to(xs, pc.c, pc.c_sq, labels)
+        else:
+            dist = (1.0 - _sparse.dot_with(xs, pc.c, labels)).clamp_min_(0.0)
+        return dist.to(pc.c.dtype)
     chosen = pc.c.index_select(0, labels)
     if pc.metric == "euclidean":
         return torch.sub(xs, chosen, out=chosen).square_().sum(dim=1)
@@ -136,6 +171,8 @@ def assign_with_bound(
     if pc.n_clusters == 1:
         labels = torch.zeros(xs.shape[0], dtype=torch.long, device=xs.device)
         far = torch.full((xs.shape[0],), float("inf"), dtype=xs.dtype, device=xs.device)
+        if _sparse.is_csr(xs):
+            return labels, _chosen_from_scores(xs, pc, scores, labels), far
         return labels, exact_distance(xs, pc, labels), far
     # Values and indices in one pass; the runner-up comes from a values-only reduction (much
     # cheaper than topk) after masking the winner. ``scores`` is a scratch buffer here.
@@ -145,7 +182,7 @@ def assign_with_bound(
     scores.scatter_(1, labels[:, None], best[:, None])
     eps = torch.finfo(scores.dtype).eps * _TIE_FACTOR * max(1.0, xs.shape[1] ** 0.5)
     if pc.c_sq is not None:
-        x_sq = torch.linalg.vector_norm(xs, dim=1).square_()
+        x_sq = row_sq_norms(xs)
         slack = eps * (x_sq + pc.c_sq.max())
         lower_sq = second + x_sq - 2 * slack
     else:
@@ -158,7 +195,35 @@ def assign_with_bound(
         labels = labels.clone()
         _recheck_ties(xs, pc, scores, rows, best, slack, labels)
         lower[rows] = 0.0
+    if _sparse.is_csr(xs):
+        return labels, _chosen_from_scores(xs, pc, scores, labels), lower
     return labels, exact_distance(xs, pc, labels), lower
+
+
+def _chosen_from_scores(
+    xs: torch.Tensor, pc: PreparedCenters, scores: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """Sparse rows: the distance to the chosen center from the same identity as the scores,
+    ``||x||^2 + (||c||^2 - 2 x.c)`` (cosine: ``1 - x.c``), clamped at zero (as scikit-learn
+    computes it for sparse rows; a direct ``x - c`` would make the rows dense)."""
+    chosen = scores.gather(1, labels[:, None])[:, 0]
+    if pc.c_sq is not None:
+        return chosen.add_(row_sq_norms(xs)).clamp_min_(0.0)
+    return chosen.add_(1.0).clamp_min_(0.0)
+
+
+def row_sq_norms(xs: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean norm of every prepared row (dense or sparse)."""
+    if _sparse.is_csr(xs):
+        return _sparse.row_sq_norms(xs)
+    return torch.linalg.vector_norm(xs, dim=1).square_()
+
+
+def take_rows(xs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The rows at ``index`` as a dense tensor (sparse rows: those rows made dense)."""
+    if _sparse.is_csr(xs):
+        return _sparse.dense_rows(xs, index)
+    return xs.index_select(0, index)
 
 
 def metric_distance(dist: torch.Tensor, metric: str) -> torch.Tensor:
@@ -182,7 +247,7 @@ def _recheck_ties(
     step = max(1, _RECHECK_ELEMENTS // max(1, k * d))
     for start in range(0, rows.numel(), step):
         r = rows[start : start + step]
-        x = xs.index_select(0, r)
+        x = take_rows(xs, r)
         if pc.metric == "euclidean":
             diff = x[:, None, :] - pc.c[None, :, :]
             exact = (diff * diff).sum(dim=2)
@@ -204,7 +269,7 @@ def pairwise(
     scores = partial_scores(xs, pc, out=out)
     eps = torch.finfo(scores.dtype).eps * 8.0 * max(1.0, xs.shape[1] ** 0.5)
     if pc.c_sq is not None:
-        x_sq = torch.linalg.vector_norm(xs, dim=1, keepdim=True).square_()
+        x_sq = row_sq_norms(xs)[:, None]
         scores.add_(x_sq)
         # The identity leaves rounding residue of order eps * (|x|^2 + |c|^2) where the true
         # distance is zero (a row on a center); such values are zeroed, so that sums of

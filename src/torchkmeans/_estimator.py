@@ -45,7 +45,7 @@ class _KMeansBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         if tags.transformer_tags is not None:
             tags.transformer_tags.preserves_dtype = ["float64", "float32"]
@@ -299,9 +299,11 @@ default="k-means++"
 
         Parameters
         ----------
-        X : array-like, tensor or source of batches, of shape (n_samples, n_features)
+        X : array-like, sparse matrix, tensor or source of batches, of shape (n_samples, \
+n_features)
             numpy (a memmap is read chunk by chunk, never copied whole), torch tensor on any
-            device, pandas DataFrame, list, or a re-iterable source of batches such as a
+            device, pandas DataFrame, list, scipy.sparse matrix or array or torch sparse tensor
+            (read in CSR chunks, never made dense), or a re-iterable source of batches such as a
             ``torch.utils.data.DataLoader`` (each batch a 2-D tensor or array, ``(x,)`` or
             ``(x, w)`` with per-row sample weights; ``labels_`` follow the order of the
             batches, which must be the same on every pass: no shuffling).
@@ -605,6 +607,11 @@ class BisectingKMeans(_KMeansBase):
     clusters hold rows. With ``n_clusters=1`` the center is the weighted mean of the rows.
     :meth:`transform` and :meth:`score` use every center (flat), as in scikit-learn.
     """
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False  # (not yet: the splits gather rows of dense data)
+        return tags
 
     def __init__(
         self,

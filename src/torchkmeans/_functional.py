@@ -34,7 +34,7 @@ from ._params import (
     make_generator,
     warn,
 )
-from ._sources import BatchSource, Source, TensorSource, default_chunk_size
+from ._sources import BatchSource, Source, SparseSource, TensorSource, default_chunk_size
 from .exceptions import DataError, ParameterError, TorchKMeansError
 
 
@@ -91,7 +91,11 @@ def prepare(
     t = checked.X
     if metric == "cosine":
         v.check_nonzero_rows(t, name)
-    out_dtype = dtype or (t.dtype if t.is_floating_point() else integer_result_dtype(checked.kind))
+    out_dtype = dtype or (
+        t.dtype
+        if t.is_floating_point()
+        else (checked.float_dtype if checked.sparse else integer_result_dtype(checked.kind))
+    )
     v.check_fits_dtype(checked.max_abs, out_dtype, name)
     cdtype = v.compute_dtype_for(
         compute_dtype(out_dtype), max(checked.max_abs, magnitude), t.shape[1], metric, name
@@ -100,8 +104,9 @@ def prepare(
     w = v.check_sample_weight(
         sample_weight, t.shape[0], cdtype, dev, require_positive=not allow_empty
     )
-    rows = chunk_size or default_chunk_size(t.shape[1], n_clusters)
-    source = TensorSource(
+    rows = chunk_size or default_chunk_size(t.shape[1], n_clusters, sparse=checked.sparse)
+    make_source = SparseSource if checked.sparse else TensorSource
+    source = make_source(
         t,
         w,
         device=dev,
@@ -168,9 +173,12 @@ def resolve_init(init: Any, prepared: Prepared, n_clusters: int) -> InitSpec:
     if callable(init):
         user_init = init
         checked = prepared.checked
-        x_user = (
-            checked.kind.wrap(checked.X) if isinstance(checked, v.CheckedData) else checked.batches
-        )
+        if isinstance(checked, v.CheckedBatches):
+            x_user = checked.batches
+        elif checked.sparse:
+            x_user = checked.original  # the caller's sparse matrix, as scikit-learn passes it
+        else:
+            x_user = checked.kind.wrap(checked.X)
 
         def call(generator: torch.Generator) -> torch.Tensor:
             seed = int(torch.randint(0, np.iinfo(np.int32).max, (1,), generator=generator))
@@ -345,6 +353,11 @@ def run_bisect(
     fit_input = prepare_fit(X, sample_weight, params, table=BISECT_PARAMS)
     p, prepared = fit_input.params, fit_input.prepared
     source = prepared.source
+    if getattr(source, "sparse", False):
+        raise exceptions.UnsupportedInputError(
+            "BisectingKMeans does not take sparse input yet (KMeans and MiniBatchKMeans do). "
+            "Use KMeans, or convert X with X.toarray() if it fits in memory."
+        )
     if p["chunk_size"] is None:  # every Lloyd run of a bisection has two centers
         source.chunk_size = default_chunk_size(source.n_features, 2)
     result = bisect.fit(
@@ -659,9 +672,10 @@ def kmeans_plusplus(
         v.check_squared_norms(x_squared_norms, prepared.source.n_samples)
     shift = None
     if prepared.metric == "euclidean":
-        from ._core import data_moments
+        from ._core import data_moments, seeding_shift
 
-        shift, _, _ = data_moments(prepared.source, "euclidean")
+        mean, _, _ = data_moments(prepared.source, "euclidean")
+        shift = seeding_shift(prepared.source, "euclidean", mean)
     source = prepared.source
     if isinstance(source, BatchSource):  # seeding needs random access: read the batches once
         source = source.sample(torch.arange(source.n_samples))
@@ -690,7 +704,7 @@ def distances_to_centers(source: Source, centers: torch.Tensor, metric: str) -> 
 
     For cosine, the Euclidean distance between the unit-normalized row and the unit centers.
     """
-    pc = PreparedCenters(centers, metric, None)
+    pc = PreparedCenters(centers, metric, None, sparse=source.sparse)
     out = torch.empty(source.n_samples, pc.n_clusters, dtype=source.dtype, device=source.device)
     for chunk in source.chunks():
         m = chunk.x.shape[0]

@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from . import _sparse
 from ._distance import PreparedCenters, pairwise, partial_scores, prepare_rows
 from ._distributed import SINGLE, Comm
 from ._engines import dispatch
@@ -43,7 +44,8 @@ def canonical_order(source: TensorSource, metric: str = "euclidean") -> torch.Te
     Rows (for cosine: rows normalized to unit length) are sorted by their dot product with a
     fixed random direction, computed in float64 (by the engine of the source).
     """
-    return dispatch.engine_for(source.device, source.dtype, metric).canonical_order(source, metric)
+    engine = dispatch.engine_for(source.device, source.dtype, metric, sparse=source.sparse)
+    return engine.canonical_order(source, metric)
 
 
 def canonical_order_torch(source: TensorSource, metric: str) -> torch.Tensor:
@@ -52,8 +54,13 @@ def canonical_order_torch(source: TensorSource, metric: str) -> torch.Tensor:
     direction = direction.to(source.device)
     keys = torch.empty(source.n_samples, dtype=torch.float64, device=source.device)
     for chunk in source.chunks():
+        m = chunk.x.shape[0]
+        if source.sparse:
+            rows = prepare_rows(chunk.x, metric, None)
+            keys[chunk.start : chunk.start + m] = _sparse.matmul(rows, direction[:, None])[:, 0]
+            continue
         rows = prepare_rows(chunk.x, metric, None).to(torch.float64)
-        keys[chunk.start : chunk.start + chunk.x.shape[0]] = rows @ direction
+        keys[chunk.start : chunk.start + m] = rows @ direction
     return torch.argsort(keys, stable=True)
 
 
@@ -123,7 +130,7 @@ def _distances_to(
     directions, so that the seeding does not depend on row norms)."""
     if metric == "cosine":
         rows = prepare_rows(rows, metric, None)
-    pc = PreparedCenters(rows, metric, shift)
+    pc = PreparedCenters(rows, metric, shift, sparse=source.sparse)
     for chunk in source.chunks():
         xs = prepare_rows(chunk.x, metric, shift)
         yield chunk.start, pairwise(xs, pc)
@@ -161,7 +168,7 @@ def kmeans_plusplus_(
     """
     if n_local_trials is None:
         n_local_trials = 2 + int(math.log(n_clusters))
-    engine = dispatch.engine_for(source.device, source.dtype, metric)
+    engine = dispatch.engine_for(source.device, source.dtype, metric, sparse=source.sparse)
     return engine.kmeans_plusplus(
         source, n_clusters, generator, metric=metric, shift=shift,
         n_local_trials=n_local_trials, comm=comm,
@@ -353,7 +360,7 @@ def kmeans_parallel_(
     # weight of each candidate: the total weight of the rows closest to it
     if metric == "cosine":
         pool = prepare_rows(pool, metric, None)
-    pc = PreparedCenters(pool, metric, shift)
+    pc = PreparedCenters(pool, metric, shift, sparse=source.sparse)
     weights = torch.zeros(pool.shape[0], dtype=torch.float64, device=device)
     for chunk in source.chunks():
         scores = partial_scores(prepare_rows(chunk.x, metric, shift), pc)

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from ._bounds import Workspace
-from ._core import InitSpec, _sample_shard, data_moments, init_centers
+from ._core import InitSpec, _sample_shard, data_moments, init_centers, seeding_shift
 from ._distance import PreparedCenters, prepare_rows
 from ._distributed import SINGLE, Comm
 from ._engines.dispatch import engine_for
@@ -67,8 +67,9 @@ def minibatch_step(
     Distributed: the batch is the union of every rank's part, its statistics SUM-reduced.
     """
     old = state.centers
-    pc = PreparedCenters(old, metric, None)
-    stats = engine_for(batch.device, batch.dtype, metric).accumulate(batch, pc, None, workspace)
+    pc = PreparedCenters(old, metric, None, sparse=batch.sparse)
+    engine = engine_for(batch.device, batch.dtype, metric, sparse=batch.sparse)
+    stats = engine.accumulate(batch, pc, None, workspace)
     stats.reduce_(comm)
     acc = stats.sums.dtype
     bw = stats.weights
@@ -252,7 +253,7 @@ def seed(
     """Best of ``n_init`` seedings on ``size`` rows, judged on a validation sample of ``size``
     rows. Prior validation of data is assumed."""
     k = n_clusters
-    shift = mean if metric == "euclidean" else None
+    shift = seeding_shift(source, metric, mean)
     partial = size < source.n_total
     sampler = None
     if not partial:

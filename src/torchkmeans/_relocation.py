@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from ._bounds import Workspace
-from ._distance import PreparedCenters, prepare_rows
+from ._distance import PreparedCenters, prepare_rows, take_rows
 from ._distributed import SINGLE, Comm
 from ._engines import dispatch
 from ._sources import Chunk, Source, TensorSource
@@ -39,7 +39,8 @@ def _farthest_rows(
         if chunk.w is not None:
             dist = torch.where(chunk.w > 0, dist, torch.full_like(dist, -1.0))
         top = torch.topk(dist, min(m, n)).indices
-        rows = prepare_rows(chunk.x[top].to(source.dtype), pc.metric, pc.shift)
+        picked = take_rows(chunk.x, top) if source.sparse else chunk.x[top]
+        rows = prepare_rows(picked.to(source.dtype), pc.metric, pc.shift)
         wt = torch.ones(top.shape[0], dtype=source.dtype, device=device)
         parts = {
             "d": dist[top],
@@ -53,9 +54,8 @@ def _farthest_rows(
         order = order[torch.argsort(-merged["d"][order], stable=True)][:m]
         found.update({key: value[order] for key, value in merged.items()})
 
-    dispatch.engine_for(source.device, source.dtype, pc.metric).assign_blocks(
-        source, pc, workspace, collect
-    )
+    engine = dispatch.engine_for(source.device, source.dtype, pc.metric, sparse=source.sparse)
+    engine.assign_blocks(source, pc, workspace, collect)
     best_d, best_i, best_l, best_x, best_w = (found[key] for key in "dilxw")
     return best_d, best_i, best_l, best_x, best_w
 

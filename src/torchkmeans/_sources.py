@@ -6,9 +6,11 @@ only iterate over chunks; seeding runs on :meth:`sample`, an in-memory source of
 in-memory tensors, memory-mapped arrays and data loaders run the same code. Prior validation of
 data is assumed.
 
-Two kinds of sources exist:
+Three kinds of sources exist:
 
 - :class:`TensorSource`: a 2-D tensor (in memory, on a device, or a wrapped numpy memmap).
+- :class:`SparseSource`: a sparse matrix (scipy.sparse or torch sparse, held as CSR arrays);
+  its chunks are torch CSR tensors (``sparse`` is True), never made dense.
 - :class:`BatchSource`: a re-iterable source of batches (a ``torch.utils.data.DataLoader``);
   each batch is a 2-D tensor or array, ``(x,)`` or ``(x, w)`` with per-row weights.
 """
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from . import _sparse
+
 # Budgets, in elements, for the per-chunk buffers: the chunk x K score matrix and each chunk x D
 # temporary get 2**20 elements (4 MB in float32, 8 MB in float64), so the working set of a pass,
 # a handful of such buffers, stays below the 64 MB the memory contract allows, while chunks stay
@@ -28,11 +32,17 @@ SCORE_ELEMENTS = 1 << 20
 ROW_ELEMENTS = 1 << 20
 MIN_CHUNK = 256
 MAX_CHUNK = 65536
+# Stored values per chunk of sparse rows: the per-value temporaries of a pass (row index,
+# positions, gathered center values, in int64/float64) stay within a few times 4 MB.
+SPARSE_CHUNK_NNZ = 1 << 19
 
 
-def default_chunk_size(n_features: int, n_clusters: int) -> int:
-    """Rows per chunk: chunk x K within ``SCORE_ELEMENTS`` and chunk x D within ``ROW_ELEMENTS``."""
-    rows = min(SCORE_ELEMENTS // max(n_clusters, 1), ROW_ELEMENTS // max(n_features, 1))
+def default_chunk_size(n_features: int, n_clusters: int, *, sparse: bool = False) -> int:
+    """Rows per chunk: chunk x K within ``SCORE_ELEMENTS`` and chunk x D within ``ROW_ELEMENTS``
+    (sparse rows have no chunk x D temporaries; their chunks are bounded by stored values)."""
+    rows = SCORE_ELEMENTS // max(n_clusters, 1)
+    if not sparse:
+        rows = min(rows, ROW_ELEMENTS // max(n_features, 1))
     return int(min(MAX_CHUNK, max(MIN_CHUNK, rows)))
 
 
@@ -53,6 +63,8 @@ class TensorSource:
     whole. When ``device`` is an accelerator and the data lives on the host, the data is moved
     there once if it fits comfortably, else streamed chunk by chunk.
     """
+
+    sparse = False
 
     def __init__(
         self,
@@ -176,6 +188,7 @@ class BatchSource:
 
     out_of_core = True
     stream_to_device = False
+    sparse = False
 
     def __init__(
         self,
@@ -263,6 +276,110 @@ class BatchSource:
             device=self.device,
             dtype=self.dtype,
             chunk_size=self.chunk_size,
+        )
+
+
+class SparseSource(TensorSource):
+    """Rows of a sparse matrix, held as the CSR arrays of a torch CSR tensor ``X`` (views of a
+    scipy matrix's ``indptr``, ``indices`` and ``data``, or of a torch sparse tensor), in their
+    storage dtypes, served as torch CSR chunks in ``dtype`` on ``device``.
+
+    Chunks hold at most ``chunk_size`` rows and, unless one row holds more,
+    ``SPARSE_CHUNK_NNZ`` stored values; they slice the arrays (no copy on the storage device in
+    the compute dtype) and are never made dense. :meth:`rows` makes the few rows seeding and
+    relocation need dense; :meth:`sample` is a sparse source of the rows drawn. When ``device``
+    is an accelerator and the data lives on the host, the arrays are moved there once if they
+    fit comfortably, else each chunk is copied when served. Prior validation of data is assumed.
+    """
+
+    sparse = True
+
+    def __init__(
+        self,
+        X: torch.Tensor,
+        sample_weight: torch.Tensor | None,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        chunk_size: int,
+        out_of_core: bool = False,
+    ) -> None:
+        crow, col, values = X.crow_indices(), X.col_indices(), X.values()
+        if X.device != device and device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            need = values.numel() * dtype.itemsize + (col.numel() + crow.numel()) * 8
+            if need < free // 2:
+                crow, col, values = crow.to(device), col.to(device), values.to(device, dtype)
+                X = _sparse.csr(crow, col, values, (int(X.shape[0]), int(X.shape[1])))
+        self.X = X
+        self.crow, self.col, self.values = crow, col, values
+        self._crow_host = crow if crow.device.type == "cpu" else crow.cpu()
+        self.stream_to_device = False
+        self.out_of_core = False
+        self.sample_weight = sample_weight
+        self.device = device
+        self.dtype = dtype
+        self.chunk_size = int(chunk_size)
+        self.n_samples = int(X.shape[0])
+        self.n_features = int(X.shape[1])
+        self.n_total = self.n_samples
+        self.offset = 0
+        self._blocks = list(_sparse.row_blocks(self._crow_host, self.chunk_size, SPARSE_CHUNK_NNZ))
+        # squared row norms (float64), filled by the first pass, carried by later chunks
+        self._row_sq = torch.empty(self.n_samples, dtype=torch.float64, device=device)
+        self._row_sq_done = 0
+
+    def _rows_csr(self, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` as a CSR tensor in the compute dtype on the device."""
+        a, b = int(self._crow_host[start]), int(self._crow_host[stop])
+        crow = self.crow[start : stop + 1] - self.crow[start]
+        col, values = self.col[a:b], self.values[a:b]
+        if values.device != self.device:
+            crow, col, values = crow.to(self.device), col.to(self.device), values.to(self.device)
+        if values.dtype != self.dtype:
+            values = values.to(self.dtype)
+        return _sparse.csr(crow, col, values, (stop - start, self.n_features))
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Yield every row once, in order, as CSR chunks (carrying their squared row norms)."""
+        w = self.sample_weight
+        for start, stop in self._blocks:
+            x = self._rows_csr(start, stop)
+            sq = self._row_sq[start:stop]
+            if start == self._row_sq_done:
+                sq.copy_(_sparse.row_sq_norms64(x))
+                self._row_sq_done = stop
+            if stop <= self._row_sq_done:
+                _sparse.attach_row_sq_norms(x, sq)
+            yield Chunk(start, x, None if w is None else w[start:stop])
+
+    def rows(self, index: torch.Tensor) -> torch.Tensor:
+        """Rows at ``index`` (a small 1-D index tensor), dense, in the compute dtype on the
+        device."""
+        crow, col, values = _sparse.gather(self.crow, self.col, self.values, index)
+        dense = _sparse.dense_from_parts(crow, col, values.to(self.dtype), self.n_features)
+        return dense.to(self.device)
+
+    def sample(self, index: torch.Tensor) -> SparseSource:
+        """A sparse source of the rows at ``index`` (sorted), with their weights."""
+        crow, col, values = _sparse.gather(self.crow, self.col, self.values, index)
+        w = None
+        if self.sample_weight is not None:
+            w = self.sample_weight[index.to(self.sample_weight.device)]
+        x = _sparse.csr(
+            crow.to(self.device),
+            col.to(self.device),
+            values.to(self.device, self.dtype),
+            (int(index.numel()), self.n_features),
+        )
+        return SparseSource(x, w, device=self.device, dtype=self.dtype, chunk_size=self.chunk_size)
+
+    @property
+    def data_bytes(self) -> int:
+        return (
+            self.values.numel() * self.values.element_size()
+            + self.col.numel() * self.col.element_size()
+            + self.crow.numel() * self.crow.element_size()
         )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _sparse
 from . import _validation as v
 from ._params import check_params
 from .exceptions import ParameterError
@@ -165,7 +166,11 @@ def sweep_k(
     seed = kmeans_params.get("random_state")
     sil_seed = seed if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else 0
     data = checked.X
-    x_metrics = data if checked.kind.is_tensor else data.numpy()
+    x_metrics: Any
+    if checked.sparse:  # the metrics read the CSR tensor as it is (integers: as float)
+        x_metrics = data if data.is_floating_point() else _sparse.astype(data, checked.float_dtype)
+    else:
+        x_metrics = data if checked.kind.is_tensor else data.numpy()
     inertia, sil, ch, db, models, seconds = [], [], [], [], [], []
     for k in values:
         t0 = time.perf_counter()

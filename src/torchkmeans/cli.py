@@ -114,7 +114,7 @@ def _start_distributed(device: str | None) -> tuple[int, int]:
 
 def _shard(X: Any, rank: int, world: int) -> Any:
     """Rows ``[rank * n // world, (rank + 1) * n // world)``: a view of a memory-mapped file."""
-    n = len(X)
+    n = X.shape[0] if hasattr(X, "shape") else len(X)
     lo, hi = rank * n // world, (rank + 1) * n // world
     return X.iloc[lo:hi] if hasattr(X, "iloc") else X[lo:hi]
 
@@ -368,7 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default=None, help="compute device, e.g. cpu or cuda")
     demo.set_defaults(func=_demo)
 
-    formats = ".npy (memory-mapped), .npz (--key), .csv/.tsv (header detected), .pt, or - for CSV on stdin"
+    formats = (
+        ".npy (memory-mapped), .npz (--key; a scipy.sparse.save_npz file is read as a sparse "
+        "matrix), .csv/.tsv (header detected), .pt, or - for CSV on stdin"
+    )
     fit = sub.add_parser(
         "fit",
         help="cluster a data file and save the model",

@@ -6,7 +6,7 @@ already catch, so ``except ValueError`` keeps working::
     Exception
     └── TorchKMeansError
         ├── DataError (ValueError)              bad X, sample_weight or init values
-        │   └── UnsupportedInputError (TypeError)  sparse, complex, strings, unknown containers
+        │   └── UnsupportedInputError (TypeError)  complex, strings, block-sparse, unknown containers
         ├── ParameterError (ValueError, TypeError)  a bad constructor / function argument
         ├── NotFittedError (sklearn NotFittedError: ValueError, AttributeError)
         ├── ModelFileError (ValueError)         a model file that cannot be loaded safely
@@ -45,7 +45,8 @@ class DataError(TorchKMeansError, ValueError):
 
 
 class UnsupportedInputError(DataError, TypeError):
-    """The data comes in a container or dtype torchkmeans cannot use (sparse, complex, text)."""
+    """The data comes in a container or dtype torchkmeans cannot use (complex, text, block-sparse
+    tensors, batches of sparse rows)."""
 
 
 class ParameterError(TorchKMeansError, ValueError, TypeError):

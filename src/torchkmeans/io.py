@@ -532,8 +532,13 @@ def _lines(stream: Any) -> Iterator[str]:
         yield from line.replace("\r\n", "\n").replace("\r", "\n").splitlines(keepends=True)
 
 
+# The arrays scipy.sparse.save_npz writes for every format (np.savez archives name theirs).
+_SPARSE_NPZ_KEYS = {"format", "shape", "data"}
+
+
 def read_table(path: str, *, key: str | None = None, header: bool | None = None) -> Table:
-    """Read a data file: .npy (memory-mapped), .npz (``key``), .csv/.tsv/.txt (a header row
+    """Read a data file: .npy (memory-mapped), .npz (``key``; a sparse matrix written by
+    ``scipy.sparse.save_npz`` is read as one), .csv/.tsv/.txt (a header row
     detected, or forced with ``header``), .pt (a tensor, loaded with ``weights_only=True``), or
     ``-`` for CSV on stdin."""
     import sys
@@ -554,6 +559,10 @@ def read_table(path: str, *, key: str | None = None, header: bool | None = None)
         if suffix == ".npz":
             with np.load(p, allow_pickle=False) as z:
                 keys = list(z.keys())
+                if key is None and _SPARSE_NPZ_KEYS <= set(keys):
+                    import scipy.sparse
+
+                    return Table(scipy.sparse.load_npz(p), None)  # written by save_npz
                 if key is None:
                     if len(keys) != 1:
                         raise _fail(path, f"holds arrays {keys}; pick one with --key.")
@@ -593,8 +602,9 @@ def select_columns(table: Table, spec: str | None, source: str) -> Any:
     """Pick columns by comma-separated names (needs a header) or 0-based indices."""
     if spec is None:
         return table.X
+    X = table.X.tocsr() if hasattr(table.X, "tocsr") else table.X  # sparse: rows by columns
     picks: list[int] = []
-    n = table.X.shape[1] if getattr(table.X, "ndim", 0) == 2 else 0
+    n = X.shape[1] if getattr(X, "ndim", 0) == 2 else 0
     for item in (s.strip() for s in spec.split(",")):
         if item.lstrip("-").isdigit():
             j = int(item)
@@ -608,7 +618,7 @@ def select_columns(table: Table, spec: str | None, source: str) -> Any:
         if not -n <= j < n:
             raise _fail(source, f"column index {j} out of range for {n} columns.")
         picks.append(j)
-    return table.X[:, picks]
+    return X[:, picks]
 
 
 def check_labels_path(path: str) -> str:

@@ -4,7 +4,8 @@
 rows (``chunk x N``), never the ``N x N`` matrix; ``calinski_harabasz_score`` and
 ``davies_bouldin_score`` take two passes over the data in chunks; ``inertia`` uses the same
 assignment kernel as the estimators. X may be any container the estimators accept (numpy, a
-tensor on any device, pandas, lists); sums are accumulated in float64. Values match
+tensor on any device, pandas, lists, scipy.sparse and torch sparse matrices, which are never
+made dense); sums are accumulated in float64. Values match
 scikit-learn's (``sklearn.metrics``) to rounding.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import _sparse
 from . import _validation as v
 from ._params import check_int, check_param
 from .exceptions import DataError, ParameterError
@@ -34,9 +36,19 @@ _ONEHOT_BYTES = 32 << 20
 
 
 def _check_data(X: Any, device: Any = None) -> tuple[torch.Tensor, v.OutputKind]:
+    """The checked data on ``device`` in float32 or float64 (sparse: a CSR tensor)."""
     checked = v.check_array(X)
     t = checked.X
     dev = check_param("device", device) or t.device
+    if checked.sparse:
+        dtype = t.dtype if t.dtype in (torch.float32, torch.float64) else checked.float_dtype
+        x = _sparse.csr(
+            t.crow_indices().to(dev),
+            t.col_indices().to(dev),
+            t.values().to(device=dev, dtype=dtype),
+            (int(t.shape[0]), int(t.shape[1])),
+        )
+        return x, checked.kind
     dtype = torch.float64 if t.dtype == torch.float64 else torch.float32
     # (float64 where squared distances of values this large or small would leave float32)
     dtype = v.compute_dtype_for(dtype, checked.max_abs, t.shape[1], "euclidean")
@@ -114,7 +126,8 @@ def silhouette_samples(
     ``s = (b - a) / max(a, b)`` where ``a`` is the mean distance to the other rows of the same
     cluster and ``b`` the smallest mean distance to the rows of another cluster; rows alone in
     their cluster get 0. Extra memory is O(chunk_size x N), chosen so that the distance block
-    holds about 4M float64 values. ``metric``: "euclidean", "sqeuclidean" or "cosine".
+    holds about 4M float64 values (sparse X: O(chunk_size x max(N, D)), a block of rows made
+    dense at a time). ``metric``: "euclidean", "sqeuclidean" or "cosine".
 
     Returns an array of shape (n_samples,), of the kind X was (numpy in, numpy out).
     """
@@ -124,6 +137,9 @@ def silhouette_samples(
     codes, k = _encode_labels(labels, n, x.device)
     _check_n_labels(k, n)
     chunk_size = check_param("chunk_size", chunk_size)
+    if _sparse.is_csr(x):
+        out = _silhouette_sparse(x, codes, k, metric, chunk_size)
+        return kind.wrap(out.to(x.dtype))
     step = chunk_size or max(1, min(n, _BLOCK_ELEMENTS // max(n, 1)))
     # Columns grouped by cluster: per-cluster sums of a distance block are differences of its
     # cumulative sums (float64) at the cluster boundaries.
@@ -172,6 +188,50 @@ def silhouette_samples(
     return kind.wrap(out.to(x.dtype))
 
 
+def _silhouette_sparse(
+    x: torch.Tensor, codes: torch.Tensor, k: int, metric: str, chunk_size: int | None
+) -> torch.Tensor:
+    """:func:`silhouette_samples` of a CSR tensor (float64): each block of rows is made dense
+    (block x D) and multiplied with the sparse rows (N x D), giving the block x N distances by
+    ``||x||^2 - 2 x.y + ||y||^2`` on unshifted rows; per-cluster sums by ``index_add_``."""
+    n, d = int(x.shape[0]), int(x.shape[1])
+    step = chunk_size or max(1, min(n, _BLOCK_ELEMENTS // max(n, d, 1)))
+    counts64 = torch.bincount(codes, minlength=k).to(torch.float64)
+    if metric == "cosine":
+        v.check_nonzero_rows(x, "X")
+        y = _sparse.normalize_rows(x)
+    else:
+        y = x
+    y_sq = _sparse.row_sq_norms(y)
+    out = torch.empty(n, dtype=torch.float64, device=x.device)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        m = stop - start
+        rows = _sparse.dense_rows(y, torch.arange(start, stop, device=x.device))
+        dot = _sparse.matmul(y, rows.T.contiguous()).T  # (m, N)
+        if metric == "cosine":
+            dist = (1.0 - dot).clamp_min_(0.0)
+        else:
+            dist = dot.mul(-2.0).add_(y_sq[None, :]).add_(y_sq[start:stop, None]).clamp_min_(0.0)
+            if metric == "euclidean":
+                dist.sqrt_()
+        idx = torch.arange(m, device=x.device)
+        dist[idx, start + idx] = 0.0  # a row's distance to itself (the identity leaves rounding)
+        sums = torch.zeros(m, k, dtype=torch.float64, device=x.device)
+        sums.index_add_(1, codes, dist.to(torch.float64))
+        own = codes[start:stop]
+        own_count = counts64[own]
+        a = sums.gather(1, own[:, None])[:, 0] / (own_count - 1).clamp_min(1.0)
+        means = sums / counts64[None, :]
+        means.scatter_(1, own[:, None], float("inf"))
+        b = means.amin(dim=1)
+        s = (b - a) / torch.maximum(a, b)
+        out[start:stop] = torch.where(
+            own_count > 1, torch.nan_to_num(s, nan=0.0), torch.zeros_like(s)
+        )
+    return out
+
+
 def silhouette_score(
     X: Any,
     labels: Any,
@@ -214,6 +274,11 @@ def _n_rows(X: Any) -> int:
 
 
 def _take(a: Any, idx: np.ndarray) -> Any:
+    if v._is_sparse(a):  # the rows drawn, still sparse
+        if isinstance(a, torch.Tensor):
+            t = v.check_sparse(a).X
+            return _sparse.select_rows(t, torch.as_tensor(idx, device=t.device))
+        return a.tocsr()[idx]
     if isinstance(a, torch.Tensor):
         return a[torch.as_tensor(idx, device=a.device)]
     if hasattr(a, "iloc"):
@@ -227,11 +292,27 @@ def _labelled(X: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor, int, tor
     n = x.shape[0]
     codes, k = _encode_labels(labels, n, x.device)
     _check_n_labels(k, n)
+    if _sparse.is_csr(x):  # sparse rows are not shifted
+        return x, codes, k, torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
     return x, codes, k, x.mean(dim=0).to(torch.float64)
 
 
 def _blocks(x: torch.Tensor, codes: torch.Tensor, shift: torch.Tensor):
-    """Blocks of rows minus ``shift``, in the data's dtype, with their label codes."""
+    """Blocks of rows minus ``shift``, in the data's dtype, with their label codes (sparse:
+    CSR blocks of rows, not shifted)."""
+    if _sparse.is_csr(x):
+        crow = x.crow_indices()
+        host = crow.cpu()
+        for start, stop in _sparse.row_blocks(host, _BLOCK_ELEMENTS, _BLOCK_ELEMENTS):
+            a, b = int(host[start]), int(host[stop])
+            block = _sparse.csr(
+                crow[start : stop + 1] - crow[start],
+                x.col_indices()[a:b],
+                x.values()[a:b],
+                (stop - start, int(x.shape[1])),
+            )
+            yield block, codes[start:stop]
+        return
     step = max(1, _BLOCK_ELEMENTS // max(x.shape[1], 1))
     s = shift.to(x.dtype)
     for start in range(0, x.shape[0], step):
@@ -247,6 +328,12 @@ def _cluster_sums(
     counts = torch.bincount(codes, minlength=k).to(torch.float64)
     block_sums = torch.zeros(k, x.shape[1], dtype=x.dtype, device=x.device)
     total_sq = 0.0
+    if _sparse.is_csr(x):
+        for block, c in _blocks(x, codes, shift):
+            _sparse.add_rows_(sums, c, block, None)
+            values = block.values().to(torch.float64)
+            total_sq += float(torch.dot(values, values))
+        return sums, counts, total_sq
     for block, c in _blocks(x, codes, shift):
         block_sums.zero_().index_add_(0, c, block)
         sums += block_sums
@@ -281,10 +368,13 @@ def davies_bouldin_score(X: Any, labels: Any) -> float:
     means = sums / counts[:, None]
     means_x = means.to(x.dtype)
     intra = torch.zeros(k, dtype=torch.float64, device=x.device)
+    means_sq = (means * means).sum(dim=1)
     for block, c in _blocks(x, codes, shift):
-        intra.index_add_(
-            0, c, torch.linalg.vector_norm(block - means_x[c], dim=1).to(torch.float64)
-        )
+        if _sparse.is_csr(block):  # from the stored values, as the estimators' distances
+            norms = _sparse.sq_distance_to(block, means, means_sq, c).sqrt_()
+        else:
+            norms = torch.linalg.vector_norm(block - means_x[c], dim=1).to(torch.float64)
+        intra.index_add_(0, c, norms)
     intra = intra / counts
     # exact differences (no GEMM identity): the diagonal must be exactly zero
     centroid = torch.cdist(means, means, compute_mode="donot_use_mm_for_euclid_dist")

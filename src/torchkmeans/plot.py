@@ -7,6 +7,7 @@ functions work headless and in notebooks alike.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,33 @@ def _project_2d(
     return Xp, cp, ("principal component 1", "principal component 2")
 
 
+def _project_sparse(
+    x: torch.Tensor, centers: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None, tuple[str, str]]:
+    """Sparse rows (a CSR tensor) on their first two principal components, never dense:
+    ``torch.pca_lowrank`` centers a sparse matrix implicitly (seeded: the same plot each time)."""
+    from . import _sparse
+
+    x = _sparse.astype(x.cpu(), torch.float64)
+    n, d = int(x.shape[0]), int(x.shape[1])
+    mean = _sparse.column_sums(x, None)[0] / max(n, 1)
+    if d <= 2:  # the features themselves, as for dense X
+        basis = torch.eye(d, 2, dtype=torch.float64)
+        mean = torch.zeros_like(mean)
+        names = ("feature 0", "feature 1")
+    else:
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's notes on sparse tensors
+            torch.manual_seed(0)
+            _, _, basis = torch.pca_lowrank(x.to_sparse_coo(), q=2, center=True, niter=4)
+        names = ("principal component 1", "principal component 2")
+    xy = (_sparse.matmul(x, basis) - mean @ basis).numpy()
+    cxy = None
+    if centers is not None:
+        cxy = ((torch.from_numpy(centers) - mean) @ basis).numpy()
+    return xy, cxy, names
+
+
 def plot_clusters(
     X: Any, labels: Any, centers: Any = None, *, ax: Any = None, title: str | None = None
 ) -> tuple[Any, Any]:
@@ -81,9 +109,9 @@ def plot_clusters(
 
     Parameters
     ----------
-    X : array-like or tensor of shape (n_samples, n_features)
+    X : array-like, tensor or sparse matrix of shape (n_samples, n_features)
         Above two features, rows and centers are projected on the first two principal
-        components of X.
+        components of X (for sparse X, found without making it dense).
     labels : array-like of shape (n_samples,)
         Cluster of each row.
     centers : array-like of shape (n_clusters, n_features), default=None
@@ -95,20 +123,23 @@ def plot_clusters(
     -------
     (fig, ax)
     """
-    x = v.check_array(X).X
-    Xn = _as_numpy(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, "X").astype(
-        np.float64
-    )
+    checked = v.check_array(X)
+    x = checked.X
+    n, d = int(x.shape[0]), int(x.shape[1])
     lab = _as_numpy(labels, "labels").reshape(-1)
-    if lab.shape[0] != Xn.shape[0]:
-        raise DataError(
-            f"labels has {lab.shape[0]} entries, expected {Xn.shape[0]} (one per row of X)."
-        )
+    if lab.shape[0] != n:
+        raise DataError(f"labels has {lab.shape[0]} entries, expected {n} (one per row of X).")
     cen = None if centers is None else _as_numpy(centers, "centers").astype(np.float64)
-    if cen is not None and cen.shape[1] != Xn.shape[1]:
-        raise DataError(f"centers have {cen.shape[1]} features, X has {Xn.shape[1]}.")
+    if cen is not None and cen.shape[1] != d:
+        raise DataError(f"centers have {cen.shape[1]} features, X has {d}.")
     fig, ax = _new_axes(ax)
-    xy, cxy, (xlabel, ylabel) = _project_2d(Xn, cen)
+    if checked.sparse:
+        xy, cxy, (xlabel, ylabel) = _project_sparse(x, cen)
+    else:
+        Xn = _as_numpy(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, "X").astype(
+            np.float64
+        )
+        xy, cxy, (xlabel, ylabel) = _project_2d(Xn, cen)
     ax.scatter(xy[:, 0], xy[:, 1], c=lab, cmap="viridis", s=20, alpha=0.8, label="points")
     if cxy is not None:
         ax.scatter(
@@ -123,7 +154,7 @@ def plot_clusters(
         )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title or f"{len(np.unique(lab))} clusters, {Xn.shape[0]} points")
+    ax.set_title(title or f"{len(np.unique(lab))} clusters, {n} points")
     return fig, ax
 
 

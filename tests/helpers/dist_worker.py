@@ -96,6 +96,13 @@ def run(rank: int, world: int, port: int, out: str, scenario: str) -> None:
                 "tensor",
                 KMeans(K, init=init, distributed=True).fit(torch.from_numpy(Xs)),
             )
+            import scipy.sparse as sp
+
+            record("sparse", KMeans(K, init=init, distributed=True).fit(sp.csr_matrix(Xs)))
+            record(
+                "sparse k-means++",
+                KMeans(K, random_state=3, distributed=True).fit(sp.csr_matrix(Xs)),
+            )
             if world > 1:
                 # mixed containers: a DataLoader, a memmap slice, a tensor
                 from torch.utils.data import DataLoader, TensorDataset

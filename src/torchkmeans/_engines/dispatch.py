@@ -1,13 +1,14 @@
 """The one place that decides which engine runs the Lloyd pass (and its layout, update,
 moments, order and k-means++) for some data.
 
-:func:`engine_for` decides, from the compute device, dtype and metric:
+:func:`engine_for` decides, from the compute device, dtype, metric and layout of the rows:
 
 - :class:`~.native_engine.NativeEngine` (``native_engine.py`` + ``../csrc/``): CPU,
   float32/float64, Euclidean, when the kernels compiled at install are loaded;
 - :class:`~.torch_engine.TorchEngine` (``torch_engine.py``): everything else: CUDA and any
-  torch device, cosine, float16/bfloat16 compute, and the CPU when the kernels are missing or
-  turned off with ``TORCHKMEANS_NATIVE=0``. Same algorithm, results equal up to rounding.
+  torch device, cosine, float16/bfloat16 compute, sparse rows (scipy.sparse and torch sparse
+  input), and the CPU when the kernels are missing or turned off with ``TORCHKMEANS_NATIVE=0``.
+  Same algorithm, results equal up to rounding.
 
 When the kernels are missing (torchkmeans was installed without a C compiler), the first fit
 that would have used them warns once (:class:`~torchkmeans.exceptions.EngineWarning`).
@@ -51,8 +52,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def engine_for(device: torch.device, dtype: torch.dtype, metric: str) -> TorchEngine:
-    """The engine for data of ``dtype`` computed on ``device`` with ``metric``."""
+def engine_for(
+    device: torch.device, dtype: torch.dtype, metric: str, *, sparse: bool = False
+) -> TorchEngine:
+    """The engine for data of ``dtype`` computed on ``device`` with ``metric``; ``sparse``:
+    the rows are sparse (CSR chunks), which only the torch engine reads."""
     if _forked.is_set() and not _fork_warned.is_set():
         _fork_warned.set()
         warnings.warn(
@@ -63,7 +67,7 @@ def engine_for(device: torch.device, dtype: torch.dtype, metric: str) -> TorchEn
             RuntimeWarning,
             stacklevel=_caller_level(),
         )
-    if device.type != "cpu" or dtype not in _NATIVE_DTYPES or metric != "euclidean":
+    if sparse or device.type != "cpu" or dtype not in _NATIVE_DTYPES or metric != "euclidean":
         return TORCH
     status = _library.status()
     if status.library is not None:

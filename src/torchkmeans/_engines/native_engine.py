@@ -147,9 +147,12 @@ class NativeEngine(TorchEngine):
             workspace.distances = torch.empty(source.n_samples, dtype=source.dtype)
         return workspace
 
-    def prepare_centers(self, centers: torch.Tensor, metric: str) -> PreparedCenters:
+    def prepare_centers(
+        self, centers: torch.Tensor, metric: str, *, sparse: bool = False
+    ) -> PreparedCenters:
         """The layout of ``tk_prepare`` (shift: the mean of the centers summed in float64), so
-        that the per-pass loop and :class:`NativeLoop` shift, and with it sum, identically."""
+        that the per-pass loop and :class:`NativeLoop` shift, and with it sum, identically.
+        (Sparse data never reaches this engine.)"""
         centers = centers.contiguous()
         k, d = centers.shape
         shift = torch.empty(d, dtype=centers.dtype)

@@ -4,7 +4,9 @@ It serves CUDA (and any other torch device), cosine k-means, and the CPU when th
 kernels are missing or turned off (``TORCHKMEANS_NATIVE=0``). Rows are assigned chunk by chunk
 with the one distance kernel of :mod:`torchkmeans._distance` (GEMM identity on shifted rows,
 near ties re-decided exactly), and the per-cluster statistics are summed with ``index_add_``,
-in row order on the CPU. :class:`~torchkmeans._engines.native_engine.NativeEngine` overrides
+in row order on the CPU. It is the engine of sparse data (chunks of torch CSR rows): the
+kernel computes their distances without shifting them, and their sums, moments and canonical
+order come from the stored values (:mod:`torchkmeans._sparse`). :class:`~torchkmeans._engines.native_engine.NativeEngine` overrides
 what its kernels do faster; tests pin the two to each other (same labels, sums within rounding).
 Prior validation of data is assumed.
 """
@@ -16,7 +18,7 @@ from typing import Protocol
 
 import torch
 
-from .. import _init
+from .. import _init, _sparse
 from .._bounds import Bounds, Workspace
 from .._distance import (
     PreparedCenters,
@@ -57,9 +59,12 @@ class TorchEngine:
         """Buffers for the passes of one fit (or one predict) over ``source``."""
         return Workspace(source.chunk_size, n_clusters, source.dtype, source.device)
 
-    def prepare_centers(self, centers: torch.Tensor, metric: str) -> PreparedCenters:
-        """The centers laid out for a pass (shifted by their mean, or unit length)."""
-        return PreparedCenters(centers, metric, None)
+    def prepare_centers(
+        self, centers: torch.Tensor, metric: str, *, sparse: bool = False
+    ) -> PreparedCenters:
+        """The centers laid out for a pass (shifted by their mean, by zero for sparse rows, or
+        unit length)."""
+        return PreparedCenters(centers, metric, None, sparse=sparse)
 
     def half_gaps(self, pc: PreparedCenters, dtype: torch.dtype) -> torch.Tensor:
         """:func:`half_gaps` in ``dtype``."""
@@ -114,7 +119,9 @@ class TorchEngine:
                 stats.weights.index_add_(0, lab, wa)
                 stats.counts.index_add_(0, lab, (wa > 0).to(acc))
                 stats.inertia.index_add_(0, lab, dist.to(acc) * wa)
-            if update:
+            if update and _sparse.is_csr(xs):
+                _sparse.add_rows_(stats.sums, lab, xs, w)  # in row order on the CPU too
+            elif update:
                 xa = xs.to(acc)
                 if w is not None:
                     xa = xa * w.to(acc)[:, None]
@@ -160,6 +167,8 @@ class TorchEngine:
         """Weighted sums about the first row, in float64 and row order, added to ``s1``,
         ``s2`` (shape (1, D)) and ``total`` (1,). Returns the first row (float64), None
         without rows."""
+        if source.sparse:
+            return _sparse_moment_sums(source, metric, s1, s2, total)
         zero = torch.zeros(source.chunk_size, dtype=torch.long, device=source.device)
         first64: torch.Tensor | None = None
         for chunk in source.chunks():
@@ -213,6 +222,26 @@ class TorchEngine:
         """A runner of many Lloyd iterations per call, where the engine has one for this
         problem (see :class:`~torchkmeans._engines.native_engine.NativeLoop`); torch has none."""
         return None
+
+
+def _sparse_moment_sums(
+    source: Source, metric: str, s1: torch.Tensor, s2: torch.Tensor, total: torch.Tensor
+) -> torch.Tensor | None:
+    """:meth:`TorchEngine.moment_sums` for sparse rows: sums about zero (a shift by the first
+    row would make them dense) from the stored values. Returns zeros (the shift), None without
+    rows."""
+    seen = False
+    for chunk in source.chunks():
+        if chunk.x.shape[0] == 0:
+            continue
+        seen = True
+        c1, c2, t = _sparse.column_sums(prepare_rows(chunk.x, metric, None), chunk.w)
+        s1[0] += c1
+        s2[0] += c2
+        total += t
+    if not seen:
+        return None
+    return torch.zeros(source.n_features, dtype=torch.float64, device=source.device)
 
 
 def half_gaps(pc: PreparedCenters) -> torch.Tensor:
