@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
@@ -252,7 +252,7 @@ def test_a_bad_n_init_is_a_usage_error(value, tmp_path):
 
 @settings(max_examples=25, deadline=None)
 @given(
-    exponent=st.sampled_from([-120, -80, -30, 0, 30, 70, 100]),
+    exponent=st.sampled_from([-100, -80, -30, 0, 30, 70, 100]),
     seed=st.integers(0, 2**16),
     init=st.sampled_from(["k-means++", "random", "k-means||"]),
 )
@@ -263,7 +263,10 @@ def test_cosine_results_do_not_depend_on_row_norms(exponent, seed, init):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(200, 4)).astype(np.float32)
     ref = KMeans(3, metric="cosine", init=init, random_state=seed).fit(x)
-    scaled = x * np.float32(2.0**exponent)
+    scale = np.float32(2.0**exponent)
+    scaled = x * scale
+    # Exact only while no entry becomes subnormal (then it loses bits and the directions move).
+    assume(np.array_equal(scaled / scale, x))
     assert np.isfinite(scaled).all()
     km = KMeans(3, metric="cosine", init=init, random_state=seed).fit(scaled)
     np.testing.assert_array_equal(km.labels_, ref.labels_)

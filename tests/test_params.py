@@ -159,6 +159,12 @@ BAD = [
         r"^dtype must be None or a floating dtype \(float16, bfloat16, float32, float64\), "
         r"got 'int32'\.$",
     ),
+    (  # numpy reads a dict as a record layout; it is never a float dtype
+        "dtype",
+        {"": ""},
+        ParameterError,
+        r"^dtype must be None or a floating dtype .*got \{'': ''\}\.$",
+    ),
     ("chunk_size", 0, ParameterError, r"^chunk_size must be an integer >= 1, got 0\.$"),
     (
         "algorithm",

@@ -278,11 +278,13 @@ class Dtype(Constraint):
             resolved: torch.dtype | None = value
         elif isinstance(value, str):
             resolved = _DTYPE_NAMES.get(value.removeprefix("torch."))
-        else:
+        elif isinstance(value, (np.dtype, type)):
             try:
                 resolved = _DTYPE_NAMES.get(np.dtype(value).name)
             except TypeError:
                 resolved = None
+        else:  # np.dtype() reads dicts, lists and tuples as record layouts: never a float dtype
+            resolved = None
         if resolved not in FLOAT_DTYPES:
             raise ParameterError(
                 f"{name} must be None or a floating dtype (float16, bfloat16, float32, "
