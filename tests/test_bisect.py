@@ -344,7 +344,74 @@ def test_right_side_of_sparse_rows_equals_dense():
     midpoint = torch.as_tensor(rng.rand(4, 4))
     direction = torch.as_tensor(rng.randn(4, 4))
     dense = _right_side(x, rows, midpoint, direction)
-    assert torch.equal(_right_side(x.to_sparse(), rows, midpoint, direction), dense)
+    assert torch.equal(_right_side(x.to_sparse_csr(), rows, midpoint, direction), dense)
+
+
+def sparse_blobs(seed=0, n=400, d=30):
+    """Blobs with most entries zeroed (every row keeps at least one), as a scipy CSR matrix."""
+    import scipy.sparse as sp
+
+    X, _ = make_blobs(n, n_features=d, centers=6, random_state=seed)
+    mask = np.random.default_rng(seed).random(X.shape) < 0.2
+    mask[np.arange(n), np.arange(n) % d] = True
+    return sp.csr_matrix(X * mask)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("layout", ["csr", "csc", "torch_csr", "torch_coo"])
+def test_sparse_input_fits_as_its_dense_copy(strategy, layout):
+    """The matrix is never made dense and the fit is that of the dense copy: same labels, same
+    tree (predict agrees), centers and inertia up to the rounding of ||x||^2 - 2 x.c + ||c||^2."""
+    Xs = sparse_blobs()
+    dense = Xs.toarray()
+    X = {
+        "csr": Xs,
+        "csc": Xs.tocsc(),
+        "torch_csr": torch.as_tensor(dense).to_sparse_csr(),
+        "torch_coo": torch.as_tensor(dense).to_sparse(),
+    }[layout]
+    w = np.random.default_rng(1).random(dense.shape[0]) + 0.5
+    ours = BisectingKMeans(6, bisecting_strategy=strategy, random_state=0).fit(X, sample_weight=w)
+    ref = BisectingKMeans(6, bisecting_strategy=strategy, random_state=0).fit(
+        dense, sample_weight=w
+    )
+    np.testing.assert_array_equal(to_numpy(ours.labels_), ref.labels_)
+    np.testing.assert_allclose(
+        to_numpy(ours.cluster_centers_), ref.cluster_centers_, rtol=1e-9, atol=1e-12
+    )
+    assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-9)
+    np.testing.assert_array_equal(to_numpy(ours.predict(X)), ref.labels_)
+    np.testing.assert_allclose(to_numpy(ours.transform(X)), ref.transform(dense), rtol=1e-9)
+    assert type(ours.cluster_centers_) is type(ours.labels_)
+
+
+def test_sparse_cosine_and_float32():
+    Xs = sparse_blobs(seed=3).astype(np.float32)
+    for metric in ("euclidean", "cosine"):
+        ours = BisectingKMeans(5, metric=metric, random_state=0).fit(Xs)
+        ref = BisectingKMeans(5, metric=metric, random_state=0).fit(Xs.toarray())
+        assert ours.cluster_centers_.dtype == np.float32
+        assert v_measure_score(ref.labels_, ours.labels_) == pytest.approx(1.0)
+        np.testing.assert_array_equal(ours.predict(Xs), ours.labels_)
+        assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-4)
+
+
+def test_sparse_same_partition_as_sklearn():
+    """Six topics, each with its own columns (TF-IDF-like): both find the topics."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(5)
+    topic = np.arange(360) % 6
+    X = np.zeros((360, 30))
+    for i, t in enumerate(topic):
+        cols = 5 * t + rng.choice(5, size=3, replace=False)
+        X[i, cols] = rng.random(3) + 1.0
+    Xs = sp.csr_matrix(X)
+    ours = BisectingKMeans(6, random_state=0).fit(Xs)
+    theirs = SkBisectingKMeans(6, random_state=0).fit(Xs)
+    assert v_measure_score(topic, ours.labels_) == pytest.approx(1.0)
+    assert v_measure_score(theirs.labels_, ours.labels_) == pytest.approx(1.0)
+    np.testing.assert_allclose(ours.inertia_, theirs.inertia_, rtol=1e-9)
 
 
 def test_score_and_transform_use_every_center():

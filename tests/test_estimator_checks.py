@@ -39,7 +39,7 @@ def test_sparse_is_declared_supported():
     assert tags.input_tags.sparse is True
     assert MiniBatchKMeans().__sklearn_tags__().input_tags.sparse is True
     # (BisectingKMeans is written against sparse sources but not yet tested on them)
-    assert BisectingKMeans().__sklearn_tags__().input_tags.sparse is False
+    assert BisectingKMeans().__sklearn_tags__().input_tags.sparse is True
     assert "float32" in tags.transformer_tags.preserves_dtype
 
 

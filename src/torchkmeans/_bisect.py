@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from . import _core as core
+from . import _sparse
 from ._bounds import Workspace
 from ._distance import prepare_rows
 from ._params import warn
@@ -345,10 +346,13 @@ def _right_side(
 ) -> torch.Tensor:
     """Whether each of ``rows`` of ``x`` is strictly nearer the right child than the left:
     ``(x - midpoint) . direction > 0``, one midpoint and direction per row."""
-    xs = x.index_select(0, rows)
-    if xs.layout != torch.strided:  # sparse rows: x . direction - midpoint . direction
-        projection = (xs * direction).sum(dim=1).to_dense() - (midpoint * direction).sum(dim=1)
+    if x.layout != torch.strided:  # sparse rows: x . direction - midpoint . direction
+        xs = _sparse.select_rows(x, rows)
+        each = torch.arange(rows.numel(), device=x.device)
+        projection = _sparse.dot_with(xs, direction.contiguous(), each)
+        projection -= (midpoint.to(torch.float64) * direction.to(torch.float64)).sum(dim=1)
         return projection > 0
+    xs = x.index_select(0, rows)
     return xs.sub_(midpoint).mul_(direction).sum(dim=1) > 0
 
 

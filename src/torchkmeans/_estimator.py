@@ -580,8 +580,9 @@ class BisectingKMeans(_KMeansBase):
     device, dtype, chunk_size :
         As for :class:`KMeans`.
 
-    Data may be anything :class:`KMeans` accepts; every split reads the rows of its cluster
-    into memory (``source.sample``), so a memory-mapped array is read in parts, and a source of
+    Data may be anything :class:`KMeans` accepts, sparse matrices included (never made dense);
+    every split reads the rows of its cluster into memory (``source.sample``: for sparse data,
+    the CSR arrays of those rows), so a memory-mapped array is read in parts, and a source of
     batches (a DataLoader) is read once per split.
 
     Attributes
@@ -607,11 +608,6 @@ class BisectingKMeans(_KMeansBase):
     clusters hold rows. With ``n_clusters=1`` the center is the weighted mean of the rows.
     :meth:`transform` and :meth:`score` use every center (flat), as in scikit-learn.
     """
-
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False  # (not yet: the splits gather rows of dense data)
-        return tags
 
     def __init__(
         self,

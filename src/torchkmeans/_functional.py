@@ -353,11 +353,6 @@ def run_bisect(
     fit_input = prepare_fit(X, sample_weight, params, table=BISECT_PARAMS)
     p, prepared = fit_input.params, fit_input.prepared
     source = prepared.source
-    if getattr(source, "sparse", False):
-        raise exceptions.UnsupportedInputError(
-            "BisectingKMeans does not take sparse input yet (KMeans and MiniBatchKMeans do). "
-            "Use KMeans, or convert X with X.toarray() if it fits in memory."
-        )
     if p["chunk_size"] is None:  # every Lloyd run of a bisection has two centers
         source.chunk_size = default_chunk_size(source.n_features, 2)
     result = bisect.fit(
