@@ -23,7 +23,10 @@ from setuptools import Extension, setup
 _SOURCES = ["src/torchkmeans/csrc/lloyd.c"]
 _DEPENDS = [
     f"src/torchkmeans/csrc/{name}"
-    for name in ("lloyd_impl.h", "pass_impl.h", "loop_impl.h", "seeding_impl.h", "tk_constants.h")
+    for name in (
+        "lloyd_impl.h", "pass_impl.h", "loop_impl.h", "seeding_impl.h", "sparse_impl.h",
+        "tk_constants.h",
+    )
 ]
 
 

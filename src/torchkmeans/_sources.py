@@ -33,8 +33,13 @@ ROW_ELEMENTS = 1 << 20
 MIN_CHUNK = 256
 MAX_CHUNK = 65536
 # Stored values per chunk of sparse rows: the per-value temporaries of a pass (row index,
-# positions, gathered center values, in int64/float64) stay within a few times 4 MB.
+# positions, gathered center values, in int64/float64) stay within a few times 4 MB. With the
+# native kernels a Lloyd pass has no per-value temporaries, and larger chunks mean fewer
+# hand-overs between torch's thread pool and the kernels' threads (each costs about a
+# millisecond while torch's idle workers spin); passes that still make per-value temporaries
+# (moments, norms) work through a chunk in parts of SPARSE_CHUNK_NNZ.
 SPARSE_CHUNK_NNZ = 1 << 19
+SPARSE_CHUNK_NNZ_NATIVE = 1 << 21
 
 
 def default_chunk_size(n_features: int, n_clusters: int, *, sparse: bool = False) -> int:
@@ -324,7 +329,8 @@ class SparseSource(TensorSource):
         self.n_features = int(X.shape[1])
         self.n_total = self.n_samples
         self.offset = 0
-        self._blocks = list(_sparse.row_blocks(self._crow_host, self.chunk_size, SPARSE_CHUNK_NNZ))
+        nnz = SPARSE_CHUNK_NNZ_NATIVE if _sparse.native(device, dtype) else SPARSE_CHUNK_NNZ
+        self._blocks = list(_sparse.row_blocks(self._crow_host, self.chunk_size, nnz))
         # squared row norms (float64), filled by the first pass, carried by later chunks
         self._row_sq = torch.empty(self.n_samples, dtype=torch.float64, device=device)
         self._row_sq_done = 0

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 
 import torch
 
+from ._engines import _kernels
+
 
 def is_csr(x: torch.Tensor) -> bool:
     """Whether ``x`` is a block of sparse rows (a torch CSR tensor)."""
@@ -66,6 +68,30 @@ def row_sums(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return torch.segment_reduce(values, "sum", offsets=x.crow_indices())
 
 
+# Stored values per part when a function makes per-value temporaries (float64/int64 each):
+# a chunk of rows is worked through in parts of rows holding at most this many.
+VALUE_PART = 1 << 19
+
+
+def parts(x: torch.Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """``(start, stop, rows start:stop of x)``: consecutive parts of ``x``, each with at most
+    ``VALUE_PART`` stored values unless one row alone holds more."""
+    crow = x.crow_indices()
+    if int(x.values().shape[0]) <= VALUE_PART:
+        yield 0, int(x.shape[0]), x
+        return
+    crow_host = crow.cpu()
+    for start, stop in row_blocks(crow_host, int(x.shape[0]), VALUE_PART):
+        a, b = int(crow_host[start]), int(crow_host[stop])
+        part = csr(
+            crow[start : stop + 1] - crow[start],
+            x.col_indices()[a:b],
+            x.values()[a:b],
+            (stop - start, int(x.shape[1])),
+        )
+        yield start, stop, part
+
+
 # A block of rows may carry its squared row norms (float64) under this attribute, computed once
 # per source (see SparseSource), so that passes do not recompute them.
 _ROW_SQ = "_torchkmeans_row_sq"
@@ -82,8 +108,11 @@ def row_sq_norms64(x: torch.Tensor) -> torch.Tensor:
     cached = getattr(x, _ROW_SQ, None)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    v = x.values().to(torch.float64)
-    return row_sums(x, v * v)
+    out = torch.empty(int(x.shape[0]), dtype=torch.float64, device=x.device)
+    for start, stop, part in parts(x):
+        v = part.values().to(torch.float64)
+        out[start:stop] = row_sums(part, v * v)
+    return out
 
 
 def row_sq_norms(x: torch.Tensor) -> torch.Tensor:
@@ -94,12 +123,28 @@ def row_sq_norms(x: torch.Tensor) -> torch.Tensor:
 def normalize_rows(x: torch.Tensor) -> torch.Tensor:
     """Rows scaled to unit Euclidean length (prior validation: no row is zero)."""
     norms = row_sq_norms64(x).sqrt().to(x.dtype)
-    return with_values(x, x.values() / per_value(x, norms))
+    values = torch.empty_like(x.values())
+    crow = x.crow_indices()
+    for start, stop, part in parts(x):
+        a, b = int(crow[start]), int(crow[stop])
+        torch.div(part.values(), per_value(part, norms[start:stop]), out=values[a:b])
+    return with_values(x, values)
 
 
 def matmul(x: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-    """``x @ dense`` (rows x columns of ``dense``), dense, in ``dense``'s dtype."""
-    return torch.mm(astype(x, dense.dtype), dense)
+    """``x @ dense`` (rows x columns of ``dense``), dense, in ``dense``'s dtype (the native
+    kernel on the CPU when loaded: torch's sparse product is several times slower)."""
+    x = astype(x, dense.dtype)
+    if native(x.device, dense.dtype):
+        return _kernels.sparse_matmul(x, dense)
+    return torch.mm(x, dense)
+
+
+def native(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether sparse products and sums run in the native kernels (the engine decision)."""
+    from ._engines.dispatch import sparse_products_native
+
+    return sparse_products_native(device, dtype)
 
 
 def _flat_positions(x: torch.Tensor, labels: torch.Tensor, d: int) -> torch.Tensor:
@@ -111,8 +156,12 @@ def _flat_positions(x: torch.Tensor, labels: torch.Tensor, d: int) -> torch.Tens
 def dot_with(x: torch.Tensor, c: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """``x_i . c[labels_i]`` for every row ``i`` (float64), from the stored values only
     (``c``: K x D, contiguous)."""
-    picked = c.reshape(-1).take(_flat_positions(x, labels, c.shape[1])).to(torch.float64)
-    return row_sums(x, picked.mul_(x.values().to(torch.float64)))
+    out = torch.empty(int(x.shape[0]), dtype=torch.float64, device=x.device)
+    for start, stop, part in parts(x):
+        flat = _flat_positions(part, labels[start:stop], c.shape[1])
+        picked = c.reshape(-1).take(flat).to(torch.float64)
+        out[start:stop] = row_sums(part, picked.mul_(part.values().to(torch.float64)))
+    return out
 
 
 def sq_distance_to(
@@ -130,6 +179,9 @@ def add_rows_(
 ) -> None:
     """``sums[labels[i]] += w_i * x_i`` for every row (``sums``: K x D, contiguous), adding the
     stored values in row order (``index_add_`` is sequential on the CPU), in ``sums``' dtype."""
+    if sums.dtype == torch.float64 and native(x.device, x.dtype):  # the same additions
+        _kernels.sparse_sums(sums, labels, x, w)
+        return
     v = x.values().to(sums.dtype)
     if w is not None:
         v = v * per_value(x, w.to(sums.dtype))
@@ -140,18 +192,18 @@ def column_sums(
     x: torch.Tensor, w: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Weighted sums of every column and of its square, and the total weight (float64)."""
-    v = x.values().to(torch.float64)
-    col = x.col_indices()
     d = x.shape[1]
+    s1 = torch.zeros(d, dtype=torch.float64, device=x.device)
+    s2 = torch.zeros(d, dtype=torch.float64, device=x.device)
     if w is None:
         total = torch.full((1,), float(x.shape[0]), dtype=torch.float64, device=x.device)
-        wv = v
     else:
-        w64 = w.to(torch.float64)
-        total = w64.sum().reshape(1)
-        wv = v * per_value(x, w64)
-    s1 = torch.zeros(d, dtype=torch.float64, device=x.device).index_add_(0, col, wv)
-    s2 = torch.zeros(d, dtype=torch.float64, device=x.device).index_add_(0, col, wv * v)
+        total = w.to(torch.float64).sum().reshape(1)
+    for start, stop, part in parts(x):  # (index_add_ adds in order: parts change nothing)
+        v = part.values().to(torch.float64)
+        wv = v if w is None else v * per_value(part, w[start:stop].to(torch.float64))
+        s1.index_add_(0, part.col_indices(), wv)
+        s2.index_add_(0, part.col_indices(), wv * v)
     return s1, s2, total
 
 

@@ -70,6 +70,14 @@ _SIGNATURES: dict[str, tuple[Any, list[tuple[str, Any]]]] = {
         ("u", _p), ("k", _i64), ("t", _i64), ("centers", _p), ("indices", _p),
         ("rtol", _dbl), ("nthreads", _int), ("thread_work", _i64),
     ]),
+    "tk_spmm": (None, [
+        ("n", _i64), ("d", _i64), ("k", _i64), ("crow", _p), ("col", _p), ("idx64", _int),
+        ("val", _p), ("ct", _p), ("out", _p), ("nthreads", _int),
+    ]),
+    "tk_sparse_sums": (None, [
+        ("n", _i64), ("d", _i64), ("k", _i64), ("crow", _p), ("col", _p), ("idx64", _int),
+        ("val", _p), ("w", _p), ("labels", _p), ("sums", _p), ("nthreads", _int),
+    ]),
 }  # fmt: skip
 
 # Kernels whose integer result is negative (or, for the int ones, non-zero) when a buffer could
@@ -332,3 +340,45 @@ def kmeans_plusplus_step(
         m=candidates.shape[0], centers=centers, kc=centers.shape[0], closest=closest,
         assign=assign, new_id=new_id, mode=mode, gain=gain, nthreads=threads,
     )  # fmt: skip
+
+
+# Stored values x centers below which a sparse product stays on the calling thread.
+_SPMM_THREAD_WORK = 1 << 18
+
+
+def _csr_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Row pointers, column indices, values of a CPU CSR tensor (int32 or int64 indices, the
+    same for both), and 1 when they are int64."""
+    crow, col, val = x.crow_indices(), x.col_indices(), x.values()
+    if crow.dtype != col.dtype:  # (torch keeps them equal; never read mixed widths)
+        crow, col = crow.to(torch.int64), col.to(torch.int64)
+    return crow.contiguous(), col.contiguous(), val.contiguous(), int(crow.dtype == torch.int64)
+
+
+def sparse_matmul(x: torch.Tensor, ct: torch.Tensor) -> torch.Tensor:
+    """``x @ ct`` for CSR rows ``x`` (n, d) and dense ``ct`` (d, k) of the same dtype, dense
+    (``tk_spmm``): each row's products add its stored values in order, whatever the threads."""
+    crow, col, val, idx64 = _csr_parts(x)
+    n, d = x.shape
+    k = int(ct.shape[1])
+    ct = ct.contiguous()
+    out = torch.empty(n, k, dtype=ct.dtype)
+    threads = max(1, torch.get_num_threads()) if val.numel() * k >= _SPMM_THREAD_WORK else 1
+    _call("tk_spmm", ct.dtype, n=n, d=d, k=k, crow=crow, col=col, idx64=idx64, val=val, ct=ct,
+          out=out, nthreads=threads)  # fmt: skip
+    return out
+
+
+def sparse_sums(
+    sums: torch.Tensor, labels: torch.Tensor, x: torch.Tensor, w: torch.Tensor | None
+) -> None:
+    """``sums[labels[i]] += w_i * x_i`` (float64 sums, K x D contiguous), the stored values
+    added row by row in order (``tk_sparse_sums``; threads split the clusters)."""
+    crow, col, val, idx64 = _csr_parts(x)
+    n, d = x.shape
+    if w is not None:
+        w = w.to(val.dtype).contiguous()
+    threads = max(1, torch.get_num_threads()) if val.numel() >= _SPMM_THREAD_WORK else 1
+    _call("tk_sparse_sums", val.dtype, n=n, d=d, k=int(sums.shape[0]), crow=crow, col=col,
+          idx64=idx64, val=val, w=w, labels=labels.contiguous(), sums=sums,
+          nthreads=threads)  # fmt: skip

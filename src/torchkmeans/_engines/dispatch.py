@@ -8,7 +8,9 @@ moments, order and k-means++) for some data.
 - :class:`~.torch_engine.TorchEngine` (``torch_engine.py``): everything else: CUDA and any
   torch device, cosine, float16/bfloat16 compute, sparse rows (scipy.sparse and torch sparse
   input), and the CPU when the kernels are missing or turned off with ``TORCHKMEANS_NATIVE=0``.
-  Same algorithm, results equal up to rounding.
+  Same algorithm, results equal up to rounding. For sparse rows on the CPU, the two steps
+  whose cost grows with the stored values (the products with the centers and the per-cluster
+  sums) run in the native kernels when they are loaded (:func:`sparse_products_native`).
 
 When the kernels are missing (torchkmeans was installed without a C compiler), the first fit
 that would have used them warns once (:class:`~torchkmeans.exceptions.EngineWarning`).
@@ -69,13 +71,26 @@ def engine_for(
         )
     if sparse or device.type != "cpu" or dtype not in _NATIVE_DTYPES or metric != "euclidean":
         return TORCH
+    return NATIVE if _native_loaded() else TORCH
+
+
+def sparse_products_native(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether the products of sparse rows with dense centers and their per-cluster sums run
+    in the native kernels (``tk_spmm``, ``tk_sparse_sums``; CPU, float32/float64, kernels
+    loaded) rather than in torch's sparse kernels. The rest of a sparse pass is the torch
+    engine's."""
+    return device.type == "cpu" and dtype in _NATIVE_DTYPES and _native_loaded()
+
+
+def _native_loaded() -> bool:
+    """Whether the native kernels are loaded; when they are missing, warn once."""
     status = _library.status()
     if status.library is not None:
-        return NATIVE
+        return True
     if status.missing and not _warned.is_set():
         _warned.set()
         warnings.warn(_missing_message(status), _engine_warning(), stacklevel=_caller_level())
-    return TORCH
+    return False
 
 
 def _missing_message(status: _library.NativeStatus) -> str:

@@ -4,6 +4,7 @@
 #include "pass_impl.h"    /* the Lloyd pass: tk_pass */
 #include "loop_impl.h"    /* the loop around it: tk_prepare, tk_gaps, tk_update, tk_lloyd */
 #include "seeding_impl.h" /* moments, canonical order, k-means++ */
+#include "sparse_impl.h"  /* sparse rows: products with the centers, per-cluster sums */
 
 #undef T
 #undef SUF
