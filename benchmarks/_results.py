@@ -9,7 +9,16 @@ import tempfile
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-ORDER = ("lloyd", "quality", "out-of-core", "minibatch", "bisect", "distributed", "metrics")
+ORDER = (
+    "lloyd",
+    "seeding",
+    "quality",
+    "out-of-core",
+    "minibatch",
+    "bisect",
+    "distributed",
+    "metrics",
+)
 
 
 def write_section(name: str, body: str, path: Path = RESULTS) -> None:

@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--k", type=int, action="append", help="run only the cases of this K")
     args = p.parse_args(argv)
     import sklearn
     import torch
@@ -112,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     data: dict[tuple[int, int], sp.csr_matrix] = {}
-    for n, d, k, metric, (lo, hi), (slo, shi), seeds in QUICK if args.quick else CASES:
+    cases = [c for c in (QUICK if args.quick else CASES) if not args.k or c[2] in args.k]
+    for n, d, k, metric, (lo, hi), (slo, shi), seeds in cases:
         if (n, d) not in data:
             data.clear()
             data[n, d] = tfidf_like(n, d)

@@ -24,6 +24,14 @@ typedef struct {
     T *out;
 } SUF(spmm_args);
 
+/* Stored values ahead whose rows of centers are prefetched: the columns of a row are scattered
+ * over the vocabulary, so each value's tile of centers is a cache miss without it. */
+#define SP_AHEAD 8
+
+static inline __attribute__((always_inline)) void SUF(prefetch_tile)(const T *r, const int nv) {
+    for (int b = 0; b < nv * VBYTES; b += 64) __builtin_prefetch((const char *)r + b);
+}
+
 /* Products of one row with nv (1..8, a constant after inlining) vectors of centers starting at
  * center kb, accumulated in registers, stored to o[kb..]. */
 static inline __attribute__((always_inline)) void SUF(spmm_tile)(
@@ -35,6 +43,7 @@ static inline __attribute__((always_inline)) void SUF(spmm_tile)(
     if (idx64) {
         const int64_t *c = (const int64_t *)col;
         for (int64_t p = p0; p < p1; p++) {
+            if (p + SP_AHEAD < p1) SUF(prefetch_tile)(ct + c[p + SP_AHEAD] * k + kb, nv);
             const T v = val[p];
             const T *r = ct + c[p] * k + kb;
             for (int u = 0; u < nv; u++) acc[u] += SUF(vload)(r + u * SUF(VL)) * v;
@@ -42,6 +51,7 @@ static inline __attribute__((always_inline)) void SUF(spmm_tile)(
     } else {
         const int32_t *c = (const int32_t *)col;
         for (int64_t p = p0; p < p1; p++) {
+            if (p + SP_AHEAD < p1) SUF(prefetch_tile)(ct + (int64_t)c[p + SP_AHEAD] * k + kb, nv);
             const T v = val[p];
             const T *r = ct + (int64_t)c[p] * k + kb;
             for (int u = 0; u < nv; u++) acc[u] += SUF(vload)(r + u * SUF(VL)) * v;
