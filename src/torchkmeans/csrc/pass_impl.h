@@ -168,43 +168,6 @@ static inline __attribute__((always_inline)) T SUF(sqdiff)(const T *a, const T *
 
 static inline T SUF(sqdist)(const T *a, const T *b, int64_t d) { return SUF(sqdiff)(a, b, d, 1); }
 
-/* ||a - b_q||^2 for four vectors b_q at once, each computed by exactly the operations of
- * sqdist (the same bits): eight independent accumulator chains instead of two, and the loads
- * of a shared. */
-static inline __attribute__((always_inline)) void SUF(sqdist4)(const T *a, const T *const b[4],
-                                                               int64_t d, T out[4]) {
-    enum { VL = SUF(VL) };
-    typedef SUF(vec) V;
-    T s[4] = {0, 0, 0, 0};
-    int64_t j = 0;
-    if (d >= 2 * VL) {
-        V acc0[4], acc1[4];
-        for (int q = 0; q < 4; q++) acc0[q] = acc1[q] = (V){0};
-        for (; j + 2 * VL <= d; j += 2 * VL) {
-            const V a0 = SUF(vload)(a + j), a1 = SUF(vload)(a + j + VL);
-            for (int q = 0; q < 4; q++) {
-                const V t0 = a0 - SUF(vload)(b[q] + j), t1 = a1 - SUF(vload)(b[q] + j + VL);
-                acc0[q] += t0 * t0;
-                acc1[q] += t1 * t1;
-            }
-        }
-        for (int q = 0; q < 4; q++) {
-            acc0[q] += acc1[q];
-            T lanes[VL];
-            memcpy(lanes, &acc0[q], sizeof(acc0[q]));
-            for (int l = 0; l < VL; l++) s[q] += lanes[l];
-        }
-    }
-    for (int q = 0; q < 4; q++) {
-        T sq = s[q];
-        for (int64_t jj = j; jj < d; jj++) {
-            const T t = a[jj] - b[q][jj];
-            sq += t * t;
-        }
-        out[q] = sq;
-    }
-}
-
 static inline T SUF(sqnorm)(const T *a, int64_t d) { return SUF(sqdiff)(a, a, d, 0); }
 
 /* Add row i to the statistics s (weight, count, inertia, then d sums of the shifted row). */

@@ -136,31 +136,12 @@ static void *SUF(kpp_worker)(void *arg) {
             continue;
         }
         const double wi = a->w ? (double)a->w[i] : 1.0;
-        double *gain = a->gain + (i / TK_STRIPE_ROWS) * m;
-        /* triangle inequality: a candidate at least 2 sqrt(cl) from the row's center is at
-         * least sqrt(cl) from the row; the others are scored four at a time (sqdist4 gives
-         * sqdist's bits), in increasing candidate order */
-        int64_t live[4];
-        int nlive = 0;
-        for (int64_t j = 0; j <= m; j++) {
-            if (j < m && cc[j * kc] >= cl) continue;
-            if (j < m) live[nlive++] = j;
-            if (nlive == 4 || (j == m && nlive > 0)) {
-                T dist[4];
-                if (nlive == 4) {
-                    const T *b[4] = {a->cand + live[0] * d, a->cand + live[1] * d,
-                                     a->cand + live[2] * d, a->cand + live[3] * d};
-                    SUF(sqdist4)(xr, b, d, dist);
-                } else {
-                    for (int q = 0; q < nlive; q++)
-                        dist[q] = SUF(sqdist)(xr, a->cand + live[q] * d, d);
-                }
-                for (int q = 0; q < nlive; q++) {
-                    const double dd = (double)dist[q];
-                    if (dd < cl) gain[live[q]] += wi * (cl - dd);
-                }
-                nlive = 0;
-            }
+        for (int64_t j = 0; j < m; j++) {
+            /* triangle inequality: a candidate at least 2 sqrt(cl) from the row's center is
+             * at least sqrt(cl) from the row */
+            if (cc[j * kc] >= cl) continue;
+            const double dd = (double)SUF(sqdist)(xr, a->cand + j * d, d);
+            if (dd < cl) a->gain[(i / TK_STRIPE_ROWS) * m + j] += wi * (cl - dd);
         }
     }
     return NULL;
