@@ -48,3 +48,11 @@ def machine() -> str:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB RAM"
+
+
+def publish(name: str, lines: list[str], *, write: bool = True) -> None:
+    """Print a benchmark's section and, unless ``write`` is false, store it in RESULTS.md."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if write:
+        write_section(name, text)

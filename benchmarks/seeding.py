@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import machine, write_section  # noqa: E402
+from _results import machine, publish  # noqa: E402
 
 SHAPES = [(200_000, 128, 1024), (1_000_000, 32, 256), (200_000, 32, 256)]
 QUICK = [(50_000, 32, 128)]
@@ -103,10 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {n:,} x {d} x {k} | {ours:.2f} s | {gemm:.3f} s | {ours / gemm:.1f} | "
             f"{theirs:.2f} s | {ours / theirs:.2f}x |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_write:
-        write_section("seeding", text)
+    publish("seeding", lines, write=not args.no_write)
     return 0
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import machine, write_section  # noqa: E402
+from _results import machine, publish  # noqa: E402
 
 # (documents, terms, K, metric, (lo, hi) iterations for ours, for scikit-learn, default-fit seeds)
 CASES = [
@@ -182,10 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {name} | {k} | {metric} | {po:.3f} s | {ps:.3f} s | {po / ps:.2f} | {same} | "
             f"{fit_cells} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_write:
-        write_section("sparse", text)
+    publish("sparse", lines, write=not args.no_write)
     return 0
 
 
