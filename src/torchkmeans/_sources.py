@@ -81,14 +81,28 @@ class TensorSource:
         chunk_size: int,
         out_of_core: bool = False,
     ) -> None:
-        self.stream_to_device = False
+        stream = False
         if X.device != device and device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
             if X.numel() * dtype.itemsize < free // 2 and not out_of_core:
                 X = X.to(device=device, dtype=dtype)
             else:
-                self.stream_to_device = X.device.type == "cpu"
+                stream = X.device.type == "cpu"
+        self._hold(X, sample_weight, device, dtype, chunk_size, out_of_core, stream)
+
+    def _hold(
+        self,
+        X: torch.Tensor,
+        sample_weight: torch.Tensor | None,
+        device: torch.device,
+        dtype: torch.dtype,
+        chunk_size: int,
+        out_of_core: bool,
+        stream_to_device: bool,
+    ) -> None:
+        """Record the rows (where they now live) and how they are served."""
         self.X = X
+        self.stream_to_device = stream_to_device
         self.out_of_core = out_of_core
         self.sample_weight = sample_weight
         self.device = device
@@ -316,19 +330,10 @@ class SparseSource(TensorSource):
             if need < free // 2:
                 crow, col, values = crow.to(device), col.to(device), values.to(device, dtype)
                 X = _sparse.csr(crow, col, values, (int(X.shape[0]), int(X.shape[1])))
-        self.X = X
+        # (chunks are sliced from the CSR arrays: never streamed whole, never out of core)
+        self._hold(X, sample_weight, device, dtype, chunk_size, False, False)
         self.crow, self.col, self.values = crow, col, values
         self._crow_host = crow if crow.device.type == "cpu" else crow.cpu()
-        self.stream_to_device = False
-        self.out_of_core = False
-        self.sample_weight = sample_weight
-        self.device = device
-        self.dtype = dtype
-        self.chunk_size = int(chunk_size)
-        self.n_samples = int(X.shape[0])
-        self.n_features = int(X.shape[1])
-        self.n_total = self.n_samples
-        self.offset = 0
         nnz = SPARSE_CHUNK_NNZ_NATIVE if _sparse.native(device, dtype) else SPARSE_CHUNK_NNZ
         self._blocks = list(_sparse.row_blocks(self._crow_host, self.chunk_size, nnz))
         # squared row norms (float64), filled by the first pass, carried by later chunks
