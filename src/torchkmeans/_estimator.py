@@ -22,6 +22,7 @@ from sklearn.base import (
 from . import _bisect as bisect
 from . import _minibatch as minibatch
 from . import _validation as v
+from . import _validation_batches as vb
 from ._distributed import SINGLE, Comm
 from ._functional import (
     Prepared,
@@ -83,8 +84,8 @@ class _KMeansBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
             params = check_params(
                 {"metric": self.metric, "device": self.device, "chunk_size": self.chunk_size}
             )
-        checked: v.CheckedData | v.CheckedBatches = (
-            v.check_batches(X) if v.is_batch_source(X) else v.check_array(X)
+        checked: v.CheckedData | vb.CheckedBatches = (
+            vb.check_batches(X) if vb.is_batch_source(X) else v.check_array(X)
         )
         v.check_n_features(
             checked,

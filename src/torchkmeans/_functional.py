@@ -15,6 +15,7 @@ import torch
 
 from . import _bisect as bisect
 from . import _validation as v
+from . import _validation_batches as vb
 from . import exceptions
 from ._bounds import Workspace
 from ._checkpoint import Checkpoint, describe_init
@@ -52,7 +53,7 @@ class KMeansResult(NamedTuple):
 class Prepared:
     """Everything the boundary learned and built for one call."""
 
-    checked: v.CheckedData | v.CheckedBatches
+    checked: v.CheckedData | vb.CheckedBatches
     source: Source
     out_dtype: torch.dtype
     metric: str
@@ -79,8 +80,8 @@ def prepare(
     ``magnitude``: the largest absolute value of the centers that will meet X (an init array,
     fitted centers); with X's own, it decides whether distances need float64.
     """
-    if isinstance(X, v.CheckedBatches) or (
-        not isinstance(X, v.CheckedData) and v.is_batch_source(X)
+    if isinstance(X, vb.CheckedBatches) or (
+        not isinstance(X, v.CheckedData) and vb.is_batch_source(X)
     ):
         return _prepare_batches(
             X, sample_weight, n_clusters, metric, device, dtype, chunk_size, magnitude
@@ -132,7 +133,7 @@ def _prepare_batches(
             "sample_weight cannot be passed with a source of batches; yield (x, w) batches "
             "with one weight per row instead."
         )
-    checked = X if isinstance(X, v.CheckedBatches) else v.check_batches(X)
+    checked = X if isinstance(X, vb.CheckedBatches) else vb.check_batches(X)
     out_dtype = requested or (
         checked.dtype if checked.dtype.is_floating_point else torch.get_default_dtype()
     )
@@ -144,7 +145,7 @@ def _prepare_batches(
     rows = chunk_size or default_chunk_size(checked.n_features, n_clusters)
     source = BatchSource(
         checked.batches,
-        v.parse_batch,
+        vb.parse_batch,
         n_samples=checked.n_samples,
         n_features=checked.n_features,
         weighted=checked.weighted,
@@ -153,7 +154,7 @@ def _prepare_batches(
         dtype=cdtype,
         chunk_size=int(rows),
         check=functools.partial(
-            v.check_same_batch, checked.checksums, n_features=checked.n_features
+            vb.check_same_batch, checked.checksums, n_features=checked.n_features
         )
         if checked.checksums
         else None,
@@ -173,7 +174,7 @@ def resolve_init(init: Any, prepared: Prepared, n_clusters: int) -> InitSpec:
     if callable(init):
         user_init = init
         checked = prepared.checked
-        if isinstance(checked, v.CheckedBatches):
+        if isinstance(checked, vb.CheckedBatches):
             x_user = checked.batches
         elif checked.sparse:
             x_user = checked.original  # the caller's sparse matrix, as scikit-learn passes it

@@ -1,6 +1,7 @@
 """The validation boundary: the only code that inspects user data (X, batches, sample
 weights, arrays of centers, the feature count after fit); parameters are checked in
-``_params``.
+``_params``. This module checks dense arrays, weights and centers; sparse matrices are checked
+in ``_validation_sparse`` and sources of batches in ``_validation_batches``, both built on it.
 
 Everything below this module (sources, kernels, the Lloyd loop) assumes validated tensors.
 Errors raised here say what was received, what was expected and, when there is one, the fix.
@@ -11,14 +12,16 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from . import _sparse
 from .exceptions import DataError, UnsupportedInputError
+
+if TYPE_CHECKING:
+    from ._validation_batches import CheckedBatches
 
 # Elements inspected per step by the NaN/inf and zero-row scans: bounded extra memory.
 _SCAN_ELEMENTS = 1 << 20
@@ -67,28 +70,6 @@ class CheckedData:
     @property
     def sparse(self) -> bool:
         return self.X.layout == torch.sparse_csr
-
-
-@dataclass
-class CheckedBatches:
-    """A re-iterable source of batches whose first full pass was checked."""
-
-    batches: Any
-    n_samples: int
-    n_features: int
-    dtype: torch.dtype
-    weighted: bool
-    kind: OutputKind
-    feature_names: None = None
-    out_of_core: bool = True
-    # per batch of the first pass: (rows, checksum of its values and weights)
-    checksums: list[tuple[int, float]] = field(default_factory=list)
-    # the largest absolute value of the first pass
-    max_abs: float = 0.0
-
-    @property
-    def original(self) -> Any:
-        return self.batches
 
 
 def _is_sparse(X: object) -> bool:
@@ -216,143 +197,6 @@ def _is_memory_mapped(arr: np.ndarray) -> bool:
     return False
 
 
-def is_batch_source(X: Any) -> bool:
-    """A DataLoader or another iterable of batches (not an array-like, list or DataFrame)."""
-    if isinstance(X, (np.ndarray, torch.Tensor, list, tuple, str, bytes, dict)):
-        return False
-    if hasattr(X, "__array__") or hasattr(X, "iloc") or _is_sparse(X):
-        return False
-    return hasattr(X, "__iter__")
-
-
-_BATCH_HELP = (
-    "Expected each batch to be a 2-D tensor or array, a 1-tuple (x,) as TensorDataset yields, "
-    "or (x, w) with one sample weight per row."
-)
-
-
-def parse_batch(batch: Any, start: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One batch as ``(x, w)`` tensors (``w`` None without weights); shape checks only."""
-    w: Any = None
-    if isinstance(batch, (tuple, list)) and not (batch and isinstance(batch[0], numbers.Number)):
-        if len(batch) == 1:
-            (x,) = batch
-        elif len(batch) == 2:
-            x, w = batch
-        else:
-            raise DataError(
-                f"The batch starting at row {start} is a sequence of {len(batch)} items. "
-                + _BATCH_HELP
-            )
-    else:
-        x = batch
-    if _is_sparse(x):
-        raise UnsupportedInputError(
-            f"The batch starting at row {start} is sparse; batches of sparse rows are not "
-            "supported. Pass the whole sparse matrix instead (it is read in chunks, never made "
-            "dense)."
-        )
-    if isinstance(x, torch.Tensor):
-        t = x.detach()
-    elif isinstance(x, np.ndarray) or hasattr(x, "__array__"):
-        t = _to_tensor(np.asarray(x), "batch")
-    else:
-        raise DataError(
-            f"The batch starting at row {start} holds a {type(x).__name__}. " + _BATCH_HELP
-        )
-    if t.is_complex():
-        raise UnsupportedInputError(f"The batch starting at row {start} is complex. " + _BATCH_HELP)
-    if t.dtype not in FLOAT_DTYPES and t.is_floating_point():
-        t = t.to(torch.float32)
-    if t.dim() != 2:
-        raise DataError(
-            f"The batch starting at row {start} has shape {tuple(t.shape)}. " + _BATCH_HELP
-        )
-    wt = None
-    if w is not None:
-        wt = w.detach() if isinstance(w, torch.Tensor) else torch.as_tensor(np.asarray(w))
-        if not wt.is_floating_point():
-            raise DataError(
-                f"The batch starting at row {start} is (x, w) with w of dtype {wt.dtype}: the "
-                "second element of a batch is read as per-row sample weights, which must be "
-                "floating point. If it holds class labels (TensorDataset(X, y)), pass "
-                "TensorDataset(X) instead; to weight rows, pass float weights, e.g. "
-                "TensorDataset(X, w.double())."
-            )
-        if wt.dim() == 2 and wt.shape[1] == 1:
-            wt = wt[:, 0]
-        if wt.dim() != 1 or wt.shape[0] != t.shape[0]:
-            raise DataError(
-                f"The batch starting at row {start} has {t.shape[0]} rows but weights of shape "
-                f"{tuple(wt.shape)}; expected one weight per row."
-            )
-    return t, wt
-
-
-def check_batches(X: Any, *, name: str = "X") -> CheckedBatches:
-    """Check a source of batches with one full pass: shapes, dtypes, finiteness, weights."""
-    if iter(X) is X:
-        raise DataError(
-            f"{name} is a one-shot iterator ({type(X).__name__}); k-means reads the data once "
-            "per iteration. Pass a re-iterable source: a torch.utils.data.DataLoader, or an "
-            "object whose __iter__ yields the batches anew on every call (a list of arrays is "
-            "read as one array, not as batches)."
-        )
-    n = 0
-    d: int | None = None
-    dtype: torch.dtype | None = None
-    weighted: bool | None = None
-    kind: OutputKind | None = None
-    positive = False
-    largest = 0.0
-    checksums: list[tuple[int, float]] = []
-    for batch in X:
-        x, w = parse_batch(batch, n)
-        checksums.append((int(x.shape[0]), batch_checksum(x, w)))
-        if d is None:
-            d, dtype, weighted = int(x.shape[1]), x.dtype, w is not None
-            raw = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
-            tensors = isinstance(raw, torch.Tensor)  # tensors in, tensors out
-            kind = OutputKind(True, x.device) if tensors else OutputKind(False)
-        if x.shape[1] != d:
-            raise DataError(
-                f"The batch starting at row {n} of {name} has {x.shape[1]} features, the first "
-                f"batch had {d}. Every batch must have the same columns."
-            )
-        if (w is not None) != weighted:
-            raise DataError(
-                f"The batch starting at row {n} of {name} "
-                + ("has no weights" if weighted else "has weights")
-                + " but the first batch "
-                + ("had." if weighted else "had none.")
-                + " Either every batch is (x, w) or none is."
-            )
-        if x.shape[0]:
-            try:
-                largest = max(largest, _check_finite(x, name))
-            except DataError as exc:
-                raise DataError(f"In the batch starting at row {n}: {exc}") from None
-            if w is not None:
-                wt = w.to(torch.float64)
-                if not bool(torch.isfinite(wt).all()) or bool((wt < 0).any()):
-                    raise DataError(
-                        f"The batch starting at row {n} of {name} has negative, NaN or infinite "
-                        "sample weights; expected finite weights >= 0."
-                    )
-                positive = positive or bool((wt > 0).any())
-        n += int(x.shape[0])
-    if d is None or n == 0:
-        raise DataError(f"{name} yielded no rows; expected at least one batch with rows.")
-    if d == 0:
-        raise DataError(f"The batches of {name} have 0 features; expected at least one column.")
-    if weighted and not positive:
-        raise DataError(
-            "sample weights are zero for every row of the batches; expected a positive weight."
-        )
-    assert dtype is not None and kind is not None and weighted is not None
-    return CheckedBatches(X, n, d, dtype, weighted, kind, checksums=checksums, max_abs=largest)
-
-
 def compute_dtype_for(
     dtype: torch.dtype, max_abs: float, n_features: int, metric: str, name: str = "X"
 ) -> torch.dtype:
@@ -395,50 +239,18 @@ def check_fits_dtype(max_abs: float, dtype: torch.dtype, name: str = "X") -> Non
         )
 
 
-def batch_checksum(x: torch.Tensor, w: torch.Tensor | None) -> float:
-    """A cheap fingerprint of a batch's values, weights and row order (float64 sums; NaN
-    when a value is not finite): equal on every pass of a stable source."""
-    rows = torch.arange(1, x.shape[0] + 1, dtype=torch.float64, device=x.device)
-    values = x.sum(dim=1, dtype=torch.float64) if x.is_floating_point() else x.double().sum(1)
-    total = values.sum() + (values * rows).sum() / max(1, x.shape[0])
-    if w is not None:
-        total = total + (w.to(torch.float64) * rows).sum()
-    return float(total)
-
-
-def check_same_batch(
-    checksums: list[tuple[int, float]], index: int, start: int, x: torch.Tensor,
-    w: torch.Tensor | None, n_features: int,
-) -> None:  # fmt: skip
-    """A batch of a later pass must be the batch of the first pass: same width, same rows,
-    the same values in the same order (checksums within rounding), and finite."""
-    help_ = (
-        "Pass a source that yields the same rows in the same order on every pass (for a "
-        "DataLoader: shuffle=False and no random transforms)."
-    )
-    if x.dim() != 2 or x.shape[1] != n_features:
+def check_not_empty(t: torch.Tensor, name: str, allow_empty: bool = False) -> None:
+    """A 2-D array (dense or sparse) needs a feature, and a row unless ``allow_empty``."""
+    n, d = t.shape
+    if n == 0 and not allow_empty:
         raise DataError(
-            f"In a later pass, the batch starting at row {start} has shape {tuple(x.shape)}; "
-            f"in the first pass every batch had {n_features} features. {help_}"
+            f"Found array with 0 sample(s) (shape={tuple(t.shape)}) while a minimum of 1 is "
+            f"required: {name} is empty."
         )
-    if index >= len(checksums):
-        return  # more batches than the first pass: the row count check reports it
-    rows, first = checksums[index]
-    now = batch_checksum(x, w)
-    if not math.isfinite(now) and math.isfinite(first):
+    if d == 0:
         raise DataError(
-            f"In a later pass, the batch starting at row {start} contains NaN or infinity; it "
-            f"did not in the first pass. {help_}"
-        )
-    if rows != x.shape[0]:
-        raise DataError(
-            f"The batch source changed between passes: the batch starting at row {start} has "
-            f"{x.shape[0]} rows in this pass but {rows} in the first one. {help_}"
-        )
-    if abs(now - first) > 1e-9 * (abs(first) + abs(now)) + 1e-300:
-        raise DataError(
-            f"The batch source changed between passes: the batch starting at row {start} "
-            f"holds other rows than in the first pass (shuffled, or the data changed). {help_}"
+            f"Found array with 0 feature(s) (shape={tuple(t.shape)}) while a minimum of 1 is "
+            f"required: {name} has no columns."
         )
 
 
@@ -454,6 +266,8 @@ def check_array(
     if X is None:
         raise DataError(f"{name} is None; expected an array-like of shape (n_samples, n_features).")
     if _is_sparse(X):
+        from ._validation_sparse import check_sparse  # (it builds on this module)
+
         return check_sparse(X, name=name, allow_empty=allow_empty)
     names = _feature_names(X)
     if isinstance(X, torch.Tensor) and X.device.type == "meta":
@@ -499,17 +313,7 @@ def check_array(
             f"Expected a 2-D array for {name} of shape (n_samples, n_features), got a "
             f"{t.dim()}-D array of shape {tuple(t.shape)}."
         )
-    n, d = t.shape
-    if n == 0 and not allow_empty:
-        raise DataError(
-            f"Found array with 0 sample(s) (shape={tuple(t.shape)}) while a minimum of 1 is "
-            f"required: {name} is empty."
-        )
-    if d == 0:
-        raise DataError(
-            f"Found array with 0 feature(s) (shape={tuple(t.shape)}) while a minimum of 1 is "
-            f"required: {name} has no columns."
-        )
+    check_not_empty(t, name, allow_empty)
     largest = _check_finite(t, name)
     return CheckedData(
         X=t, kind=kind, feature_names=names, original=X, out_of_core=mapped, max_abs=largest
@@ -557,7 +361,9 @@ def _check_finite(t: torch.Tensor, name: str) -> float:
 def check_nonzero_rows(t: torch.Tensor, name: str = "X") -> None:
     """Cosine k-means needs every row to have a direction."""
     if t.layout == torch.sparse_csr:
-        _check_sparse_nonzero_rows(t, name)
+        from ._validation_sparse import check_sparse_nonzero_rows
+
+        check_sparse_nonzero_rows(t, name)
         return
     step = max(1, _SCAN_ELEMENTS // max(t.shape[1], 1))
     for start in range(0, t.shape[0], step):
@@ -722,233 +528,3 @@ def check_squared_norms(x_squared_norms: Any, n_samples: int) -> None:
 # --------------------------------------------------------------------------------------------
 # sparse input: scipy.sparse matrices and arrays, torch sparse COO / CSR / CSC tensors
 # --------------------------------------------------------------------------------------------
-
-_SPARSE_HELP = "Expected a 2-D sparse matrix of shape (n_samples, n_features)."
-
-
-def check_sparse(X: Any, *, name: str = "X", allow_empty: bool = False) -> CheckedData:
-    """Validate sparse ``X`` and wrap it as a torch CSR tensor, never dense.
-
-    scipy CSR data in canonical format is wrapped without a copy (its ``indptr``, ``indices``
-    and ``data``); other scipy formats and CSR data with unsorted or duplicate entries are
-    converted to canonical CSR first (a copy of the sparse data, as scikit-learn does). torch
-    CSR tensors are used as they are (copied when a row holds duplicate or unsorted columns),
-    COO tensors through their coalesced indices, CSC tensors converted. Values keep their
-    dtype (integer and boolean scipy data are computed in float64, as in scikit-learn; integer
-    tensors in float32, as dense tensors); checks: shape, emptiness, stored values finite,
-    indices in range.
-    """
-    if isinstance(X, torch.Tensor):
-        t, kind, float_dtype = _torch_sparse(X.detach(), name), OutputKind(True, X.device), None
-    else:
-        t, float_dtype = _scipy_sparse(X, name)
-        kind = OutputKind(False)
-    n, d = t.shape
-    if n == 0 and not allow_empty:
-        raise DataError(
-            f"Found array with 0 sample(s) (shape={tuple(t.shape)}) while a minimum of 1 is "
-            f"required: {name} is empty."
-        )
-    if d == 0:
-        raise DataError(
-            f"Found array with 0 feature(s) (shape={tuple(t.shape)}) while a minimum of 1 is "
-            f"required: {name} has no columns."
-        )
-    _check_sparse_structure(t, name)
-    if t.is_floating_point():
-        _check_sparse_finite(t, name)
-    return CheckedData(
-        X=t,
-        kind=kind,
-        feature_names=None,
-        original=X,
-        float_dtype=float_dtype or torch.float32,
-    )
-
-
-def _torch_sparse(t: torch.Tensor, name: str) -> torch.Tensor:
-    """A torch sparse tensor as a 2-D CSR tensor over its own arrays where possible."""
-    layout = t.layout
-    if t.dim() != 2 or (layout == torch.sparse_coo and t.dense_dim() != 0):
-        raise DataError(
-            f"Expected a 2-D sparse tensor for {name}, got one of shape {tuple(t.shape)} "
-            f"({layout}). " + _SPARSE_HELP
-        )
-    if t.is_complex():
-        raise UnsupportedInputError(
-            f"Complex data not supported: {name} has dtype {t.dtype}. Expected real numbers."
-        )
-    if layout == torch.sparse_coo:
-        return _coo_to_csr(t)
-    if layout == torch.sparse_csc:
-        t = t.to_sparse_csr()
-    elif layout != torch.sparse_csr:
-        raise UnsupportedInputError(
-            f"{name} is a torch sparse tensor of layout {layout}; expected torch.sparse_csr, "
-            "torch.sparse_coo or torch.sparse_csc (convert it with X.to_sparse_csr())."
-        )
-    if t.values().dim() != 1:
-        raise DataError(
-            f"{name} is a hybrid sparse tensor (dense values per entry). " + _SPARSE_HELP
-        )
-    if not _csr_is_canonical(t):  # duplicate entries would count twice in row norms
-        t = _coo_to_csr(t.to_sparse_coo())
-    return t
-
-
-def _coo_to_csr(t: torch.Tensor) -> torch.Tensor:
-    """A COO tensor as CSR over its (coalesced) indices and values: only the row pointers are
-    new (coalescing an uncoalesced tensor copies it, summing duplicates)."""
-    if not t.is_coalesced():
-        t = t.coalesce()  # sorted by row then column, duplicates summed
-    indices = t.indices()
-    n = int(t.shape[0])
-    crow = torch.zeros(n + 1, dtype=torch.int64, device=t.device)
-    if indices.shape[1]:
-        torch.cumsum(torch.bincount(indices[0], minlength=n), 0, out=crow[1:])
-    return _sparse.csr(crow, indices[1], t.values(), (n, int(t.shape[1])))
-
-
-def _csr_is_canonical(t: torch.Tensor) -> bool:
-    """Whether the columns of every row of a CSR tensor strictly increase (no duplicate entry),
-    checked in bounded steps. (Malformed row pointers are reported later.)"""
-    crow, col = t.crow_indices(), t.col_indices()
-    nnz = int(col.numel())
-    if crow.numel() != t.shape[0] + 1 or int(crow[-1]) != nnz or int(crow[0]) != 0:
-        return True
-    host = crow.cpu()
-    for start in range(0, max(nnz - 1, 0), _SCAN_ELEMENTS):
-        stop = min(start + _SCAN_ELEMENTS, nnz - 1)
-        ok = col[start + 1 : stop + 1] > col[start:stop]
-        # positions start+1..stop where a row begins need no order with the value before
-        lo = int(torch.searchsorted(host, torch.tensor(start + 1, dtype=host.dtype)))
-        hi = int(torch.searchsorted(host, torch.tensor(stop, dtype=host.dtype), right=True))
-        begins = crow[lo:hi].to(torch.int64) - (start + 1)
-        ok[begins] = True
-        if not bool(ok.all()):
-            return False
-    return True
-
-
-def _scipy_sparse(X: Any, name: str) -> tuple[torch.Tensor, torch.dtype | None]:
-    """A scipy sparse matrix or array as a torch CSR tensor over its arrays (no copy for CSR
-    data in canonical format), and the dtype integer data is computed in."""
-    shape = tuple(X.shape)
-    if len(shape) != 2:
-        raise DataError(
-            f"Expected a 2-D sparse matrix for {name}, got a {len(shape)}-D sparse array of "
-            f"shape {shape}. " + _SPARSE_HELP
-        )
-    kind = X.dtype.kind
-    if kind == "c":
-        raise UnsupportedInputError(
-            f"Complex data not supported: {name} has dtype {X.dtype}. Expected real numbers; "
-            "pass X.real or abs(X)."
-        )
-    if kind not in "fiub":
-        raise UnsupportedInputError(
-            f"{name} is a sparse matrix of dtype {X.dtype}; expected numbers (float, int or bool)."
-        )
-    if X.format != "csr":
-        X = X.tocsr()  # (sums duplicates, sorts the indices)
-    elif not X.has_canonical_format:
-        X = X.copy()
-        X.sum_duplicates()  # on the copy: the caller's matrix is never modified
-    data = X.data
-    if kind == "f" and data.dtype not in (np.float16, np.float32, np.float64):
-        data = data.astype(np.float64)
-    elif kind == "u" and data.dtype != np.uint8:
-        data = data.astype(np.float64)
-    indptr, indices = X.indptr, X.indices
-    if indptr.dtype != indices.dtype:
-        if indices.dtype == np.int32 and X.nnz < np.iinfo(np.int32).max:
-            indptr = indptr.astype(np.int32)
-        else:
-            indptr, indices = indptr.astype(np.int64), indices.astype(np.int64)
-    parts = []
-    for arr in (indptr, indices, data):
-        if not arr.dtype.isnative:
-            arr = arr.astype(arr.dtype.newbyteorder("="))
-        parts.append(np.ascontiguousarray(arr))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # read-only arrays: never written to
-        crow, col, values = (torch.from_numpy(a) for a in parts)
-    t = _sparse.csr(crow, col, values, (int(shape[0]), int(shape[1])))
-    return t, (torch.float64 if kind in "iub" else None)
-
-
-def _check_sparse_structure(t: torch.Tensor, name: str) -> None:
-    """The CSR arrays describe a valid matrix: row pointers from 0, non-decreasing, up to the
-    number of stored values; column indices within the columns (checked in bounded steps)."""
-    crow, col = t.crow_indices(), t.col_indices()
-    nnz = int(col.numel())
-    bad = (
-        crow.numel() != t.shape[0] + 1
-        or int(crow[0]) != 0
-        or int(crow[-1]) != nnz
-        or int(t.values().numel()) != nnz
-        or bool((crow[1:] < crow[:-1]).any())
-    )
-    if bad:
-        raise DataError(
-            f"{name} is not a valid CSR matrix: its row pointers do not describe its "
-            f"{nnz} stored values. " + _SPARSE_HELP
-        )
-    d = int(t.shape[1])
-    for start in range(0, nnz, _SCAN_ELEMENTS):
-        block = col[start : start + _SCAN_ELEMENTS]
-        if bool((block < 0).any()) or bool((block >= d).any()):
-            raise DataError(
-                f"{name} is not a valid sparse matrix: a column index is outside "
-                f"[0, {d}). " + _SPARSE_HELP
-            )
-
-
-def _sparse_position(t: torch.Tensor, pos: int) -> tuple[int, int]:
-    """(row, column) of stored value number ``pos``."""
-    crow = t.crow_indices()
-    at = torch.tensor(pos, dtype=crow.dtype, device=crow.device)
-    row = int(torch.searchsorted(crow, at, right=True)) - 1
-    return row, int(t.col_indices()[pos])
-
-
-def _check_sparse_finite(t: torch.Tensor, name: str) -> None:
-    """Scan the stored values for NaN and inf in bounded steps; raise naming the first."""
-    values = t.values()
-    for start in range(0, values.numel(), _SCAN_ELEMENTS):
-        finite = torch.isfinite(values[start : start + _SCAN_ELEMENTS])
-        if bool(finite.all()):
-            continue
-        pos = int((~finite).nonzero()[0, 0]) + start
-        row, col = _sparse_position(t, pos)
-        what = "NaN" if np.isnan(float(values[pos])) else "infinity"
-        hint = (
-            "Remove or impute missing values (e.g. sklearn.impute.SimpleImputer) first."
-            if what == "NaN"
-            else "Remove or clip infinite values first."
-        )
-        raise DataError(
-            f"Input {name} contains {what} (first at row {row}, column {col}, among the "
-            f"stored values of the sparse matrix); expected finite numbers only. {hint}"
-        )
-
-
-def _check_sparse_nonzero_rows(t: torch.Tensor, name: str) -> None:
-    """Every row of a CSR tensor holds a non-zero stored value (checked in bounded steps)."""
-    crow = t.crow_indices().cpu()
-    values = t.values()
-    for start, stop in _sparse.row_blocks(crow, _SCAN_ELEMENTS, _SCAN_ELEMENTS):
-        a, b = int(crow[start]), int(crow[stop])
-        block = _sparse.csr(
-            (crow[start : stop + 1] - a).to(values.device),
-            t.col_indices()[a:b],
-            (values[a:b] != 0).to(torch.float32),
-            (stop - start, int(t.shape[1])),
-        )
-        zero = _sparse.row_sq_norms(block) == 0
-        if bool(zero.any()):
-            row = int(zero.nonzero()[0, 0]) + start
-            raise DataError(
-                f"metric='cosine' needs rows with a direction, but row {row} of {name} is all "
-                "zeros. Drop zero rows or use metric='euclidean'."
-            )

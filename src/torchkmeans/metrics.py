@@ -18,6 +18,7 @@ import torch
 
 from . import _sparse
 from . import _validation as v
+from . import _validation_sparse as vs
 from ._params import check_int, check_param
 from .exceptions import DataError, ParameterError
 
@@ -276,7 +277,7 @@ def _n_rows(X: Any) -> int:
 def _take(a: Any, idx: np.ndarray) -> Any:
     if v._is_sparse(a):  # the rows drawn, still sparse
         if isinstance(a, torch.Tensor):
-            t = v.check_sparse(a).X
+            t = vs.check_sparse(a).X
             return _sparse.select_rows(t, torch.as_tensor(idx, device=t.device))
         return a.tocsr()[idx]
     if isinstance(a, torch.Tensor):
