@@ -177,15 +177,9 @@ def silhouette_samples(
             at_end = d.to(torch.float64).cumsum_(dim=1)[:, ends - 1]
             zero = torch.zeros(m, 1, dtype=torch.float64, device=x.device)
             sums = torch.diff(at_end, dim=1, prepend=zero)
-        own = codes[order[start : start + m]]
-        own_count = counts64[own]
-        a = sums.gather(1, own[:, None])[:, 0] / (own_count - 1).clamp_min(1.0)
-        means = sums / counts64[None, :]
-        means.scatter_(1, own[:, None], float("inf"))
-        b = means.amin(dim=1)
-        s = (b - a) / torch.maximum(a, b)
-        s = torch.where(own_count > 1, torch.nan_to_num(s, nan=0.0), torch.zeros_like(s))
-        out[order[start : start + m]] = s
+        out[order[start : start + m]] = _silhouettes(
+            sums, codes[order[start : start + m]], counts64
+        )
     return kind.wrap(out.to(x.dtype))
 
 
@@ -220,16 +214,7 @@ def _silhouette_sparse(
         dist[idx, start + idx] = 0.0  # a row's distance to itself (the identity leaves rounding)
         sums = torch.zeros(m, k, dtype=torch.float64, device=x.device)
         sums.index_add_(1, codes, dist.to(torch.float64))
-        own = codes[start:stop]
-        own_count = counts64[own]
-        a = sums.gather(1, own[:, None])[:, 0] / (own_count - 1).clamp_min(1.0)
-        means = sums / counts64[None, :]
-        means.scatter_(1, own[:, None], float("inf"))
-        b = means.amin(dim=1)
-        s = (b - a) / torch.maximum(a, b)
-        out[start:stop] = torch.where(
-            own_count > 1, torch.nan_to_num(s, nan=0.0), torch.zeros_like(s)
-        )
+        out[start:stop] = _silhouettes(sums, codes[start:stop], counts64)
     return out
 
 
@@ -408,3 +393,16 @@ def inertia(X: Any, centers: Any, sample_weight: Any = None, *, metric: str = "e
     src = prepared.source
     _, value = assign_labels(src, c.to(device=src.device, dtype=src.dtype), prepared.metric)
     return float(value)
+
+
+def _silhouettes(sums: torch.Tensor, own: torch.Tensor, counts64: torch.Tensor) -> torch.Tensor:
+    """Silhouette of each row from its summed distances to every cluster (``sums``, rows x
+    clusters, float64), its own cluster and the cluster sizes: 0 for a row alone in its
+    cluster."""
+    own_count = counts64[own]
+    a = sums.gather(1, own[:, None])[:, 0] / (own_count - 1).clamp_min(1.0)
+    means = sums / counts64[None, :]
+    means.scatter_(1, own[:, None], float("inf"))
+    b = means.amin(dim=1)
+    s = (b - a) / torch.maximum(a, b)
+    return torch.where(own_count > 1, torch.nan_to_num(s, nan=0.0), torch.zeros_like(s))
