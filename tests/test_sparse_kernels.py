@@ -102,6 +102,64 @@ def test_sums_are_the_additions_of_torchs_sequential_index_add(weighted, dtype, 
     assert torch.equal(native, reference)
 
 
+def rows_with_ties(dtype, index_dtype):
+    """Sparse rows and centers with exact ties: rows equidistant from two centers, duplicate
+    centers, rows on a center, empty rows, and random rows (products of every tile width)."""
+    x = random_csr(400, 60, 0.1, dtype, index_dtype, seed=5).to_dense()
+    centers = x[[1, 2, 3, 4, 6, 7, 8, 9, 12]].clone()  # rows of the data (ties at 0 too)
+    centers[3] = centers[1]  # duplicate centers: every row ties between 1 and 3
+    x[10] = centers[4]  # a row on a center
+    x[11, :] = 0
+    x[11, 0] = 1.0
+    centers[5], centers[6] = 0 * centers[5], 0 * centers[6]
+    centers[5, 0], centers[6, 0] = 0.5, 1.5  # row 11 is equidistant from 5 and 6
+    idx = torch.int64 if index_dtype == np.int64 else torch.int32
+    return x.to_sparse_csr().to(dtype), centers, idx
+
+
+@needs_native
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_fused_sparse_assignment_equals_the_torch_steps(metric, dtype, index_dtype, monkeypatch):
+    from torchkmeans import _distance, _sparse
+
+    x, centers, idx = rows_with_ties(dtype, index_dtype)
+    x = _sparse.csr(x.crow_indices().to(idx), x.col_indices().to(idx), x.values(), tuple(x.shape))
+    if metric == "cosine":
+        nonzero = torch.arange(x.shape[0]) % 5 != 0
+        x = _sparse.select_rows(x, nonzero.nonzero().flatten())
+        centers = centers / centers.norm(dim=1, keepdim=True)
+    pc = _distance.PreparedCenters(centers, metric, None, sparse=True)
+    xs = _distance.prepare_rows(x, metric, pc.shift)
+    labels, dist = _distance.assign(xs, pc)  # fused in the native kernel
+    # the torch engine's steps on the same (native) products
+    want_labels, want_dist, _ = _distance.assign_with_bound(xs, pc)
+    assert torch.equal(labels, want_labels)
+    assert torch.equal(dist, want_dist)
+    if metric == "euclidean":
+        assert int(labels[10]) == 4 and float(dist[10]) <= 1e-5
+        assert int(labels[11]) == 5  # the tie goes to the lower index
+    assert not bool((labels == 3).any())  # a duplicate center never wins over the first copy
+    monkeypatch.setattr(_sparse, "native", lambda device, dtype: False)
+    xs_torch = _distance.prepare_rows(x, metric, pc.shift)
+    assert torch.equal(xs.values(), xs_torch.values())  # the same unit rows (division)
+    torch_labels, torch_dist = _distance.assign(xs_torch, pc)  # torch's products too
+    assert torch.equal(labels, torch_labels)
+    torch.testing.assert_close(dist, torch_dist)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_row_division_is_torchs_division(dtype):
+    x = random_csr(500, 80, 0.1, dtype, np.int32, seed=4)
+    div = torch.rand(500, dtype=dtype) + 0.1
+    got = _kernels.divide_rows(x, div)
+    counts = (x.crow_indices()[1:] - x.crow_indices()[:-1]).to(torch.int64)
+    want = x.values() / torch.repeat_interleave(div, counts)
+    assert torch.equal(got, want)
+
+
 @needs_native
 @pytest.mark.parametrize(
     "device, dtype, setting, expected",

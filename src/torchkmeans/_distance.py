@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from . import _sparse
+from ._engines import _kernels
 
 
 class PreparedCenters:
@@ -154,7 +155,42 @@ def assign(
     going to the lowest center index. Labels therefore do not depend on how rows are chunked or
     ordered, even on data with exact ties (grids, integers, symmetric points).
     """
+    if _sparse.is_csr(xs) and pc.n_clusters > 1 and _sparse.native(xs.device, pc.c.dtype):
+        return _assign_sparse_native(xs, pc, out)
     labels, dist, _ = assign_with_bound(xs, pc, out)
+    return labels, dist
+
+
+def _tie_eps(xs: torch.Tensor, dtype: torch.dtype) -> float:
+    """The relative width of a near tie between two GEMM scores (see ``_TIE_FACTOR``)."""
+    return torch.finfo(dtype).eps * _TIE_FACTOR * max(1.0, xs.shape[1] ** 0.5)
+
+
+def _assign_sparse_native(
+    xs: torch.Tensor, pc: PreparedCenters, out: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`assign` of sparse rows in one native pass (products, scores, best, distance and
+    the near-tie test fused per group of rows: the same arithmetic as the torch path), then
+    the exact re-decision of the rows it flags."""
+    m, k = int(xs.shape[0]), pc.n_clusters
+    scores = out if out is not None else torch.empty(m, k, dtype=pc.c.dtype)
+    xs = _sparse.astype(xs, pc.c.dtype)
+    eps = _tie_eps(xs, scores.dtype)
+    x_sq = row_sq_norms(xs) if pc.c_sq is not None else None
+    slack_eps = eps if pc.c_sq is not None else 2.0 * eps
+    labels, dist, near, count = _kernels.sparse_assign(xs, pc.ct, pc.c_sq, x_sq, slack_eps, scores)
+    if count:
+        rows = near.nonzero().flatten()
+        picked = scores.index_select(0, rows)
+        best = picked.amin(dim=1)
+        if x_sq is not None and pc.c_sq is not None:
+            slack = eps * (x_sq[rows] + pc.c_sq.max())
+        else:
+            slack = torch.full_like(best, 2.0 * eps)
+        _recheck_ties(xs, pc, picked, rows, best, slack, labels)
+        chosen = picked.gather(1, labels[rows][:, None])[:, 0]
+        base = x_sq[rows] if x_sq is not None else 1.0
+        dist[rows] = chosen.add_(base).clamp_min_(0.0)
     return labels, dist
 
 
@@ -180,7 +216,7 @@ def assign_with_bound(
     scores.scatter_(1, labels[:, None], float("inf"))
     second = scores.amin(dim=1)
     scores.scatter_(1, labels[:, None], best[:, None])
-    eps = torch.finfo(scores.dtype).eps * _TIE_FACTOR * max(1.0, xs.shape[1] ** 0.5)
+    eps = _tie_eps(xs, scores.dtype)
     if pc.c_sq is not None:
         x_sq = row_sq_norms(xs)
         slack = eps * (x_sq + pc.c_sq.max())
@@ -193,7 +229,7 @@ def assign_with_bound(
     rows = near.nonzero().flatten()
     if rows.numel():
         labels = labels.clone()
-        _recheck_ties(xs, pc, scores, rows, best, slack, labels)
+        _recheck_ties(xs, pc, scores.index_select(0, rows), rows, best[rows], slack[rows], labels)
         lower[rows] = 0.0
     if _sparse.is_csr(xs):
         return labels, _chosen_from_scores(xs, pc, scores, labels), lower
@@ -242,18 +278,20 @@ def _recheck_ties(
     slack: torch.Tensor,
     labels: torch.Tensor,
 ) -> None:
-    """Re-decide ``rows`` from exact distances among the centers within ``slack`` of the best."""
+    """Re-decide ``rows`` from exact distances among the centers within ``slack`` of the best
+    (``scores``, ``best`` and ``slack`` hold those rows only, in the order of ``rows``)."""
     k, d = pc.n_clusters, xs.shape[1]
     step = max(1, _RECHECK_ELEMENTS // max(1, k * d))
     for start in range(0, rows.numel(), step):
         r = rows[start : start + step]
+        part = slice(start, start + step)
         x = take_rows(xs, r)
         if pc.metric == "euclidean":
             diff = x[:, None, :] - pc.c[None, :, :]
             exact = (diff * diff).sum(dim=2)
         else:
             exact = 1.0 - (x[:, None, :] * pc.c[None, :, :]).sum(dim=2)
-        candidate = scores.index_select(0, r) <= (best[r] + 2 * slack[r])[:, None]
+        candidate = scores[part] <= (best[part] + 2 * slack[part])[:, None]
         exact = torch.where(candidate, exact, torch.full_like(exact, float("inf")))
         labels[r] = exact.argmin(dim=1)
 

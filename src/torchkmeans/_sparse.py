@@ -123,6 +123,8 @@ def row_sq_norms(x: torch.Tensor) -> torch.Tensor:
 def normalize_rows(x: torch.Tensor) -> torch.Tensor:
     """Rows scaled to unit Euclidean length (prior validation: no row is zero)."""
     norms = row_sq_norms64(x).sqrt().to(x.dtype)
+    if native(x.device, x.dtype):
+        return with_values(x, _kernels.divide_rows(x, norms))
     values = torch.empty_like(x.values())
     crow = x.crow_indices()
     for start, stop, part in parts(x):

@@ -74,6 +74,16 @@ _SIGNATURES: dict[str, tuple[Any, list[tuple[str, Any]]]] = {
         ("n", _i64), ("d", _i64), ("k", _i64), ("crow", _p), ("col", _p), ("idx64", _int),
         ("val", _p), ("ct", _p), ("out", _p), ("nthreads", _int),
     ]),
+    "tk_sparse_assign": (_i64, [
+        ("n", _i64), ("d", _i64), ("k", _i64), ("crow", _p), ("col", _p), ("idx64", _int),
+        ("val", _p), ("ct", _p), ("csq", _p), ("csq_max", _dbl), ("xsq", _p),
+        ("slack_eps", _dbl), ("scores", _p), ("labels", _p), ("dist", _p), ("near", _p),
+        ("nthreads", _int),
+    ]),
+    "tk_divide_rows": (None, [
+        ("n", _i64), ("crow", _p), ("idx64", _int), ("val", _p), ("div", _p), ("out", _p),
+        ("nthreads", _int),
+    ]),
     "tk_sparse_sums": (None, [
         ("n", _i64), ("d", _i64), ("k", _i64), ("crow", _p), ("col", _p), ("idx64", _int),
         ("val", _p), ("w", _p), ("labels", _p), ("sums", _p), ("nthreads", _int),
@@ -366,6 +376,49 @@ def sparse_matmul(x: torch.Tensor, ct: torch.Tensor) -> torch.Tensor:
     threads = max(1, torch.get_num_threads()) if val.numel() * k >= _SPMM_THREAD_WORK else 1
     _call("tk_spmm", ct.dtype, n=n, d=d, k=k, crow=crow, col=col, idx64=idx64, val=val, ct=ct,
           out=out, nthreads=threads)  # fmt: skip
+    return out
+
+
+def sparse_assign(
+    x: torch.Tensor,
+    ct: torch.Tensor,
+    csq: torch.Tensor | None,
+    xsq: torch.Tensor | None,
+    slack_eps: float,
+    scores: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Products of CSR rows ``x`` (n, d) with ``ct`` (d, k), turned into scores in ``scores``
+    (n, k; ``csq - 2 x.c``, or ``-x.c`` when ``csq`` is None), and per row the best center,
+    the distance to it and whether the runner-up is within the slack (``tk_sparse_assign``).
+    Returns ``(labels, dist, near, number of near rows)``."""
+    crow, col, val, idx64 = _csr_parts(x)
+    n, d = x.shape
+    k = int(ct.shape[1])
+    labels = torch.empty(n, dtype=torch.int64)
+    dist = torch.empty(n, dtype=ct.dtype)
+    near = torch.empty(n, dtype=torch.uint8)
+    csq_max = 0.0
+    if csq is not None:
+        csq = csq.contiguous()
+        csq_max = float(csq.max())
+        xsq = None if xsq is None else xsq.to(ct.dtype).contiguous()
+    threads = max(1, torch.get_num_threads()) if val.numel() * k >= _SPMM_THREAD_WORK else 1
+    count = _call("tk_sparse_assign", ct.dtype, n=n, d=d, k=k, crow=crow, col=col, idx64=idx64,
+                  val=val, ct=ct.contiguous(), csq=csq, csq_max=csq_max, xsq=xsq,
+                  slack_eps=slack_eps, scores=scores, labels=labels, dist=dist, near=near,
+                  nthreads=threads)  # fmt: skip
+    return labels, dist, near, int(count)
+
+
+def divide_rows(x: torch.Tensor, div: torch.Tensor) -> torch.Tensor:
+    """The stored values of CSR rows ``x``, each divided by its row's entry of ``div``
+    (``tk_divide_rows``; the same quotients as torch's division)."""
+    crow, _, val, idx64 = _csr_parts(x)
+    out = torch.empty_like(val)
+    div = div.to(val.dtype).contiguous()
+    threads = max(1, torch.get_num_threads()) if val.numel() >= _SPMM_THREAD_WORK else 1
+    _call("tk_divide_rows", val.dtype, n=int(x.shape[0]), crow=crow, idx64=idx64, val=val,
+          div=div, out=out, nthreads=threads)  # fmt: skip
     return out
 
 

@@ -1,6 +1,6 @@
-/* Sparse rows (CSR) against dense centers: the two steps of a Lloyd pass over sparse data whose
- * cost grows with the stored values (included by lloyd_impl.h once per type; the rest of the
- * pass, argmin, bounds and ties, runs in torch on the products).
+/* Sparse rows (CSR) against dense centers: the steps of a Lloyd pass over sparse data whose
+ * cost grows with the stored values (included by lloyd_impl.h once per type; the exact
+ * re-decision of near ties runs in torch on the scores).
  *
  *   tk_spmm:          out[i, :] = sum over the stored values (j, v) of row i of v * ct[j, :],
  *                     with ct the (D, K) transposed centers. Each row is independent of every
@@ -9,6 +9,14 @@
  *                     Centers go through register tiles of up to 8 SIMD vectors: each stored
  *                     value costs one load and one FMA per vector, and the row's products stay
  *                     in registers until the tile is done.
+ *   tk_sparse_assign: tk_spmm, then for each group of rows, while its products are in cache,
+ *                     the scores (||c||^2 - 2 x.c, or -x.c for unit rows), the best center
+ *                     (lowest index on ties), the distance to it (the score plus ||x||^2, or
+ *                     plus 1, clamped at zero), and whether the runner-up is within the
+ *                     rounding slack of the best (such rows are re-decided exactly by the
+ *                     caller): the same arithmetic, in the same order, as the torch engine's.
+ *   tk_divide_rows:   out[p] = val[p] / div[i] for the stored values p of row i (unit rows for
+ *                     cosine: division, not a product with the reciprocal, as torch divides).
  *   tk_sparse_sums:   sums[labels[i], j] += w_i * v in float64, row by row, in stored order (as
  *                     torch's sequential index_add_ does); each thread owns a range of clusters
  *                     and walks every row, so the sums do not depend on the thread count.
@@ -16,12 +24,24 @@
  * Row pointers and column indices are int32 or int64 (scipy uses either): ``idx64`` says which.
  */
 
+/* What tk_sparse_assign does after the products of a group of rows (NULL for tk_spmm). */
+typedef struct {
+    const T *csq;  /* squared center norms (Euclidean), or NULL (unit rows: scores are -x.c) */
+    const T *xsq;  /* squared row norms (Euclidean) */
+    T csq_max, slack_eps;
+    int64_t *labels;
+    T *dist;
+    uint8_t *near;
+} SUF(sparse_epilogue);
+
 typedef struct {
     int64_t row0, row1, k, d;
     const void *crow, *col;
     int idx64;
     const T *val, *ct;
     T *out;
+    const SUF(sparse_epilogue) * epi;
+    int64_t near_count;
 } SUF(spmm_args);
 
 /* Stored values ahead whose rows of centers are prefetched: the columns of a row are scattered
@@ -68,7 +88,49 @@ static int64_t SUF(crow_at)(const void *crow, int idx64, int64_t i) {
  * ct are reused by every row of the group while they are in cache. */
 #define SP_GROUP_ROWS 64
 
-static void SUF(spmm_rows)(const SUF(spmm_args) * a) {
+/* Rows [g, g1): products -> scores in place, best center, distance, near-tie flag; returns the
+ * number of rows flagged. Mirrors torch_engine's assign: scores ``csq - 2 p`` (the product by
+ * -2 is exact), runner-up = the least score of the other centers, slack = eps (||x||^2 +
+ * max ||c||^2) (unit rows: 2 eps), near when runner-up - best <= slack. */
+static int64_t SUF(sparse_assign_rows)(const SUF(sparse_epilogue) * e, int64_t g, int64_t g1, int64_t k,
+                                T *out) {
+    int64_t flagged = 0;
+    for (int64_t i = g; i < g1; i++) {
+        T *s = out + i * k;
+        if (e->csq != NULL)
+            for (int64_t j = 0; j < k; j++) s[j] = e->csq[j] + (T)-2 * s[j];
+        else
+            for (int64_t j = 0; j < k; j++) s[j] = -s[j];
+        T best = s[0], second = (T)INFINITY;
+        int64_t label = 0;
+        for (int64_t j = 1; j < k; j++) {
+            const T v = s[j];
+            if (v < best) {
+                second = best;
+                best = v;
+                label = j;
+            } else if (v < second) {
+                second = v;
+            }
+        }
+        T slack, d;
+        if (e->csq != NULL) {
+            slack = e->slack_eps * (e->xsq[i] + e->csq_max);
+            d = best + e->xsq[i];
+        } else {
+            slack = e->slack_eps;
+            d = best + (T)1;
+        }
+        const int near = (second - best) <= slack;
+        e->labels[i] = label;
+        e->dist[i] = d > 0 ? d : (T)0;
+        e->near[i] = (uint8_t)near;
+        flagged += near;
+    }
+    return flagged;
+}
+
+static void SUF(spmm_rows)(SUF(spmm_args) * a) {
     const int64_t k = a->k, vl = SUF(VL);
     for (int64_t g = a->row0; g < a->row1; g += SP_GROUP_ROWS) {
         const int64_t g1 = g + SP_GROUP_ROWS < a->row1 ? g + SP_GROUP_ROWS : a->row1;
@@ -114,25 +176,25 @@ static void SUF(spmm_rows)(const SUF(spmm_args) * a) {
                 memcpy(o + kt, acc, (size_t)rest * sizeof(T));
             }
         }
+        if (a->epi != NULL) a->near_count += SUF(sparse_assign_rows)(a->epi, g, g1, k, a->out);
     }
 }
 
 static void *SUF(spmm_worker)(void *p) {
-    SUF(spmm_rows)((const SUF(spmm_args) *)p);
+    SUF(spmm_rows)((SUF(spmm_args) *)p);
     return NULL;
 }
 
-/* out (n, k) = rows (n x d, CSR: crow, col, val) @ ct (d, k), on up to nthreads threads, the
- * rows split so that each thread gets about the same number of stored values. */
-void SUF(tk_spmm)(int64_t n, int64_t d, int64_t k, const void *crow, const void *col, int idx64,
-                  const T *val, const T *ct, T *out, int nthreads) {
-    SUF(spmm_args) args[64];
+/* Rows [0, n) split between up to nthreads threads so that each gets about the same number of
+ * stored values: thread t takes rows [bounds[t], bounds[t + 1]); returns the thread count. */
+static int SUF(split_rows)(int64_t n, const void *crow, int idx64, int nthreads, int64_t *bounds) {
     const int64_t first = SUF(crow_at)(crow, idx64, 0);
     const int64_t total = SUF(crow_at)(crow, idx64, n) - first;
     if (nthreads < 1) nthreads = 1;
     if (nthreads > 64) nthreads = 64;
     if (total < 4096 * (int64_t)nthreads) nthreads = 1; /* too little work to share */
     int64_t row = 0;
+    bounds[0] = 0;
     for (int t = 0; t < nthreads; t++) {
         /* the first row whose stored values start at or after this thread's share */
         int64_t stop = n;
@@ -148,10 +210,73 @@ void SUF(tk_spmm)(int64_t n, int64_t d, int64_t k, const void *crow, const void 
             }
             stop = lo;
         }
-        args[t] = (SUF(spmm_args)){row, stop, k, d, crow, col, idx64, val, ct, out};
+        bounds[t + 1] = stop;
         row = stop;
     }
+    return nthreads;
+}
+
+static int64_t SUF(spmm_run)(int64_t n, int64_t d, int64_t k, const void *crow, const void *col,
+                             int idx64, const T *val, const T *ct, T *out,
+                             const SUF(sparse_epilogue) * epi, int nthreads) {
+    SUF(spmm_args) args[64];
+    int64_t bounds[65];
+    nthreads = SUF(split_rows)(n, crow, idx64, nthreads, bounds);
+    for (int t = 0; t < nthreads; t++)
+        args[t] = (SUF(spmm_args)){bounds[t], bounds[t + 1], k, d, crow, col, idx64, val, ct,
+                                   out, epi, 0};
     tk_parallel(SUF(spmm_worker), args, sizeof(args[0]), nthreads);
+    int64_t flagged = 0;
+    for (int t = 0; t < nthreads; t++) flagged += args[t].near_count;
+    return flagged;
+}
+
+/* out (n, k) = rows (n x d, CSR: crow, col, val) @ ct (d, k), on up to nthreads threads, the
+ * rows split so that each thread gets about the same number of stored values. */
+void SUF(tk_spmm)(int64_t n, int64_t d, int64_t k, const void *crow, const void *col, int idx64,
+                  const T *val, const T *ct, T *out, int nthreads) {
+    SUF(spmm_run)(n, d, k, crow, col, idx64, val, ct, out, NULL, nthreads);
+}
+
+/* The assignment of n CSR rows to k >= 1 centers (see the header): scores (n, k) are written,
+ * labels, dist and near filled; returns the number of near rows. csq and xsq are NULL for unit
+ * rows (cosine). */
+int64_t SUF(tk_sparse_assign)(int64_t n, int64_t d, int64_t k, const void *crow, const void *col,
+                              int idx64, const T *val, const T *ct, const T *csq, double csq_max,
+                              const T *xsq, double slack_eps, T *scores, int64_t *labels,
+                              T *dist, uint8_t *near, int nthreads) {
+    const SUF(sparse_epilogue) epi = {csq, xsq, (T)csq_max, (T)slack_eps, labels, dist, near};
+    return SUF(spmm_run)(n, d, k, crow, col, idx64, val, ct, scores, &epi, nthreads);
+}
+
+typedef struct {
+    int64_t row0, row1;
+    const void *crow;
+    int idx64;
+    const T *val, *div;
+    T *out;
+} SUF(divide_args);
+
+static void *SUF(divide_worker)(void *p) {
+    const SUF(divide_args) *a = (const SUF(divide_args) *)p;
+    for (int64_t i = a->row0; i < a->row1; i++) {
+        const int64_t p0 = SUF(crow_at)(a->crow, a->idx64, i);
+        const int64_t p1 = SUF(crow_at)(a->crow, a->idx64, i + 1);
+        const T q = a->div[i];
+        for (int64_t p = p0; p < p1; p++) a->out[p] = a->val[p] / q;
+    }
+    return NULL;
+}
+
+/* out[p] = val[p] / div[i] for every stored value p of row i (out may not alias val). */
+void SUF(tk_divide_rows)(int64_t n, const void *crow, int idx64, const T *val, const T *div,
+                         T *out, int nthreads) {
+    SUF(divide_args) args[64];
+    int64_t bounds[65];
+    nthreads = SUF(split_rows)(n, crow, idx64, nthreads, bounds);
+    for (int t = 0; t < nthreads; t++)
+        args[t] = (SUF(divide_args)){bounds[t], bounds[t + 1], crow, idx64, val, div, out};
+    tk_parallel(SUF(divide_worker), args, sizeof(args[0]), nthreads);
 }
 
 typedef struct {

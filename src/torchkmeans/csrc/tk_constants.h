@@ -9,7 +9,7 @@
 #define TK_CONSTANTS_H
 
 /* Version of the calling convention; the loader refuses a library that reports another. */
-#define TK_ABI_VERSION 6
+#define TK_ABI_VERSION 7
 /* Relative safety margin of the pruning tests (rounding in the distances and bounds). */
 #define TK_PRUNE_MARGIN 1e-5
 /* Up to this many features, rows are scored by exact differences ||x - c||^2; above, by the
@@ -30,6 +30,13 @@
 #define TK_STATUS_RAN 0
 #define TK_STATUS_STOPPED 1
 #define TK_STATUS_EMPTY 2
+/* Iterations per tk_lloyd call at most (the history buffer of a call stays small). */
+#define TK_LOOP_CALL 1024
+/* tk_fit_many, per problem: fitted; a pass left a cluster empty (the caller fits the problem
+ * alone, where empty clusters are refilled); memory ran out. */
+#define TK_BATCH_DONE 0
+#define TK_BATCH_REFILL 1
+#define TK_BATCH_NO_MEMORY -1
 /* Instruction-set bits reported by tk_cpu_features and tk_compiled_features. */
 #define TK_ISA_AVX2_FMA 1
 
