@@ -24,7 +24,7 @@ _SOURCES = ["src/torchkmeans/csrc/lloyd.c"]
 _DEPENDS = [
     f"src/torchkmeans/csrc/{name}"
     for name in (
-        "lloyd_impl.h", "pass_impl.h", "loop_impl.h", "seeding_impl.h", "sparse_impl.h",
+        "lloyd_impl.h", "pass_impl.h", "loop_impl.h", "seeding_impl.h", "sparse_impl.h", "batch_impl.h",
         "tk_constants.h",
     )
 ]

@@ -125,3 +125,123 @@ def test_generators_give_documented_seeds():
 def test_bad_input_is_a_clear_error_naming_the_problem(call, exc, match):
     with pytest.raises(exc, match=match):
         call(_problems())
+
+
+# ---- the native batch engine (torchkmeans._engines.native_batch) ----------------------------
+
+needs_native = pytest.mark.skipif(
+    __import__("torchkmeans._engines._library", fromlist=["library"]).library() is None,
+    reason="installed without the native kernels",
+)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Records the statuses of every native batch fit (proof that the engine ran)."""
+    from torchkmeans._engines import native_batch
+
+    calls = []
+    real = native_batch.fit_many
+
+    def recording(*args, **kwargs):
+        fit = real(*args, **kwargs)
+        calls.append(fit.status.tolist())
+        return fit
+
+    monkeypatch.setattr(native_batch, "fit_many", recording)
+    return calls
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def _equal_to_alone(got, X, k, **kwargs):
+    seed = kwargs.pop("random_state", None)
+    init = kwargs.pop("init", "k-means++")
+    w = kwargs.pop("sample_weight", None)
+    for b in range(len(X)):
+        alone = kmeans(
+            X[b], k, init=init if isinstance(init, str) else init[b], n_init=1,
+            random_state=None if seed is None else seed + b,
+            sample_weight=None if w is None else w[b], **kwargs,
+        )  # fmt: skip
+        np.testing.assert_array_equal(np.asarray(got.centers[b]), np.asarray(alone.centers))
+        np.testing.assert_array_equal(np.asarray(got.labels[b]), np.asarray(alone.labels))
+        assert float(got.inertia[b]) == alone.inertia, b
+        assert int(got.n_iter[b]) == alone.n_iter, b
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d", [2, 20])
+@pytest.mark.parametrize("init", ["k-means++", "random", "array"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_native_batch_equals_kmeans_alone(dtype, d, init, weighted, spy, two_threads):
+    X = _problems(b=6, n=257, d=d, k=5, seed=d, dtype=dtype)
+    w = np.random.default_rng(1).random((6, 257)).astype(dtype) if weighted else None
+    start = X[:, 10:15].copy() if init == "array" else init
+    got = kmeans_batched(X, 5, init=start, random_state=11, sample_weight=w, tol=1e-6)
+    assert spy == [[0] * 6]  # fitted together, none left to refit
+    assert got.centers.dtype == dtype and got.labels.dtype == np.int64
+    _equal_to_alone(got, X, 5, init=start, random_state=11, sample_weight=w, tol=1e-6)
+
+
+@needs_native
+def test_native_batch_equals_the_per_pass_fit_of_large_problems(spy, two_threads):
+    # n * k * d above the native engine's whole-loop size: alone, each fit runs pass by pass
+    X = _problems(b=4, n=2048, d=40, k=256, seed=3, dtype=np.float32)
+    got = kmeans_batched(torch.as_tensor(X), 256, random_state=0, max_iter=6)
+    assert spy == [[0] * 4]
+    _equal_to_alone(got, torch.as_tensor(X), 256, random_state=0, max_iter=6)
+
+
+@needs_native
+def test_native_batch_with_fused_stripes(spy, two_threads):
+    # enough rows and features for the fused (per-stripe) accumulation of the single fit
+    X = _problems(b=4, n=4 * 8192 + 5, d=17, k=5, seed=4)
+    got = kmeans_batched(X, 5, random_state=2, max_iter=4)
+    assert spy == [[0] * 4]
+    _equal_to_alone(got, X, 5, random_state=2, max_iter=4)
+
+
+@needs_native
+def test_a_problem_left_with_an_empty_cluster_is_refitted_alone(spy, two_threads):
+    X = _problems(b=4)
+    init = X[:, :4].copy()
+    init[2, 3] = 1e6  # problem 2: this center gets no row in the first pass
+    got = kmeans_batched(X, 4, init=init)
+    assert spy == [[0, 0, 1, 0]]
+    _equal_to_alone(got, X, 4, init=init)
+    assert len(np.unique(got.labels[2])) == 4  # refilled, as kmeans does
+
+
+@needs_native
+def test_native_batch_does_not_depend_on_the_threads(spy):
+    X = _problems(b=9, n=500, d=6, k=7, seed=5)
+    before = torch.get_num_threads()
+    try:
+        fits = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            fits.append(kmeans_batched(X, 7, random_state=4))
+    finally:
+        torch.set_num_threads(before)
+    assert len(spy) == 3
+    for other in fits[1:]:
+        np.testing.assert_array_equal(fits[0].centers, other.centers)
+        np.testing.assert_array_equal(fits[0].labels, other.labels)
+        np.testing.assert_array_equal(fits[0].n_iter, other.n_iter)
+
+
+@needs_native
+def test_a_problem_with_fewer_distinct_points_warns_naming_it(spy, two_threads):
+    X = _problems(b=4)
+    X[3] = 1.0  # one distinct point
+    with pytest.warns(Warning, match=r"problem 3: Number of distinct clusters \(1\)"):
+        got = kmeans_batched(X, 4, random_state=0)
+    assert spy and got.inertia[3] == 0.0

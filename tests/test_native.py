@@ -408,14 +408,14 @@ def test_native_half_gaps_bound_the_true_gaps(d, dtype):
 
 @needs_native
 def test_native_loop_split_across_calls_is_the_same_fit(monkeypatch):
-    """A long run is split into calls of at most _NATIVE_LOOP_CALL iterations (a relocation
+    """A long run is split into calls of at most LOOP_CALL iterations (a relocation
     in between included): the same fit, bit for bit, as one call."""
     from torchkmeans import _core
 
     X = _blobs(1200, 3, 5, np.float32, seed=21)
     init = np.concatenate([X[:4], [[1e4, 1e4, 1e4]]]).astype(np.float32)
     ref = KMeans(5, init=init, tol=0.0).fit(X)
-    monkeypatch.setattr(_core, "_NATIVE_LOOP_CALL", 2)
+    monkeypatch.setattr(_core, "LOOP_CALL", 2)
     split = KMeans(5, init=init, tol=0.0).fit(X)
     _same_fit(ref, split)
     assert ref.n_iter_ > 2 and ref.history_[0]["n_relocated"] == 1

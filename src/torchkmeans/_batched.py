@@ -7,21 +7,30 @@ the problem. The per-problem seed is documented so a problem can be rerun alone:
 ``random_state`` s, problem b uses ``s + b``; with a numpy RandomState/Generator or a torch
 Generator, B seeds are drawn from it first, in order; None draws fresh entropy per problem.
 
-Today the problems run one after the other through the same engines as :func:`kmeans` (each
-on the native CPU kernels or the torch engine); a batched engine that runs them together is
-the next step (issue 16).
+Engines. Dense Euclidean float32/float64 problems of one shape on the CPU with the native
+kernels (k-means++, "random" or given initial centers, one init) are fitted together by
+:mod:`torchkmeans._engines.native_batch`: every problem on one thread, the threads sharing out
+the problems, and nothing per problem or per iteration in Python but the random draws of the
+seeding; a problem whose pass leaves a cluster empty is refitted alone. Everything else (ragged
+lists, cosine, other devices and dtypes, callables, several inits, fewer problems than twice the
+threads when each is large) runs the problems one after the other through :func:`kmeans`,
+whose engines use every thread on each. Both give the same results.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
+from . import _validation as v
+from ._engines import dispatch
+from ._engines.native_engine import LOOP_WORK
 from ._functional import kmeans
-from ._params import check_params
-from .exceptions import DataError, TorchKMeansError
+from ._params import check_params, make_generator
+from .exceptions import ConvergenceWarning, DataError, TorchKMeansError
 
 
 class BatchedResult(NamedTuple):
@@ -140,7 +149,7 @@ def kmeans_batched(
         (B,) and ``n_iter`` (B,), as numpy arrays for numpy (or list) input and tensors on the
         input's device for tensor input.
     """
-    check_params(
+    checked = check_params(
         {
             "n_clusters": n_clusters,
             "init": init if isinstance(init, str) or callable(init) else "random",
@@ -160,26 +169,32 @@ def kmeans_batched(
     if not isinstance(init, str) and not callable(init):
         inits = _per_problem(init, count, "init")
     seeds = _seeds(random_state, count)
-    results = []
-    for b, (x, w, c, seed) in enumerate(zip(problems, weights, inits, seeds)):
-        try:
-            results.append(
-                kmeans(
-                    x,
-                    n_clusters,
-                    sample_weight=w,
-                    init=c,
-                    n_init=n_init,
-                    max_iter=max_iter,
-                    tol=tol,
-                    metric=metric,
-                    random_state=seed,
-                    device=device,
-                    dtype=dtype,
+
+    def alone(b: int) -> Any:
+        """Problem ``b`` through :func:`kmeans`; its errors and warnings name the problem."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = kmeans(
+                    problems[b], n_clusters, sample_weight=weights[b], init=inits[b],
+                    n_init=n_init, max_iter=max_iter, tol=tol, metric=metric,
+                    random_state=seeds[b], device=device, dtype=dtype,
                 )  # fmt: skip
-            )
-        except TorchKMeansError as exc:
-            raise type(exc)(f"problem {b}: {exc}") from None
+            except TorchKMeansError as exc:
+                raise type(exc)(f"problem {b}: {exc}") from None
+        for w in caught:
+            warnings.warn(f"problem {b}: {w.message}", w.category, stacklevel=3)
+        return result
+
+    together = None
+    if not ragged:
+        together = _native_together(
+            X, weights, init, n_init, max_iter, tol, metric, seeds, checked["device"],
+            checked["dtype"], n_clusters,
+        )  # fmt: skip
+    if together is not None:
+        return together.result(alone, is_tensor)
+    results = [alone(b) for b in range(count)]
     centers: Any
     inertia: Any
     n_iter: Any
@@ -199,3 +214,150 @@ def kmeans_batched(
         if not ragged:
             labels = np.stack(labels)
     return BatchedResult(centers, labels, inertia, n_iter)
+
+
+class _Together(NamedTuple):
+    """Problems fitted by the native batch engine, and the ones it left to be fitted alone."""
+
+    centers: torch.Tensor
+    labels: torch.Tensor
+    inertia: torch.Tensor
+    n_iter: torch.Tensor
+    counts: torch.Tensor
+    refit: list[int]
+    n_clusters: int
+
+    def result(self, alone: Any, is_tensor: bool) -> BatchedResult:
+        centers, labels = self.centers, self.labels
+        inertia, n_iter = self.inertia, self.n_iter
+        for b in self.refit:
+            r = alone(b)
+            centers[b] = torch.as_tensor(r.centers)
+            labels[b] = torch.as_tensor(r.labels)
+            inertia[b], n_iter[b] = r.inertia, r.n_iter
+        done = torch.ones(centers.shape[0], dtype=torch.bool)
+        done[self.refit] = False
+        found = (self.counts > 0).sum(dim=1)
+        for b in ((found < self.n_clusters) & done).nonzero().flatten().tolist():
+            warnings.warn(
+                f"problem {b}: Number of distinct clusters ({int(found[b])}) found smaller than "
+                f"n_clusters ({self.n_clusters}). Possibly due to duplicate points in X, or "
+                "fewer rows of positive weight than clusters.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if is_tensor:
+            return BatchedResult(centers, labels, inertia, n_iter)
+        return BatchedResult(centers.numpy(), labels.numpy(), inertia.numpy(), n_iter.numpy())
+
+
+def _native_together(
+    X: Any,
+    weights: list[Any],
+    init: Any,
+    n_init: Any,
+    max_iter: int,
+    tol: float,
+    metric: str,
+    seeds: list[Any],
+    device: Any,
+    dtype: Any,
+    n_clusters: int,
+) -> _Together | None:
+    """Fit the problems with the native batch engine when it serves them (see the module
+    docstring), else None. Input it would have to reject is left to the per-problem path,
+    whose checks name the problem."""
+    from ._engines import native_batch
+    from ._init import random_rows_
+    from ._params import compute_dtype
+    from ._sources import TensorSource
+
+    if metric != "euclidean" or (device is not None and device.type != "cpu"):
+        return None
+    random_init = isinstance(init, str) and init == "random"
+    if not (n_init == 1 or (n_init == "auto" and not random_init)):
+        return None
+    if isinstance(X, torch.Tensor):
+        if X.device.type != "cpu" or X.requires_grad or X.dtype not in _FLOATS:
+            return None
+        x = X
+    elif isinstance(X, np.ndarray) and X.dtype in (np.float32, np.float64):
+        x = torch.from_numpy(X)
+    else:
+        return None
+    count, n, d = x.shape
+    out_dtype = dtype if dtype is not None else x.dtype
+    if out_dtype not in _FLOATS or n < n_clusters or n * d == 0:
+        return None
+    threads = max(1, torch.get_num_threads())
+    if count < 2 * threads and n * n_clusters * d > LOOP_WORK:
+        return None  # few large problems: each alone on every thread
+    if dispatch.engine_for(torch.device("cpu"), out_dtype, metric).name != "native":
+        return None
+    if not bool(torch.isfinite(x).all()):
+        return None
+    max_abs = float(x.abs().max())
+    centers = None
+    if not isinstance(init, str):
+        if callable(init):
+            return None
+        try:
+            centers = torch.as_tensor(
+                np.asarray(init) if not isinstance(init, torch.Tensor) else init
+            )
+        except (TypeError, ValueError, RuntimeError):
+            return None
+        if (
+            centers.shape != (count, n_clusters, d)
+            or not centers.dtype.is_floating_point
+            or not bool(torch.isfinite(centers).all())
+        ):
+            return None
+        max_abs = max(max_abs, float(centers.abs().max()))
+    elif init not in ("k-means++", "random"):
+        return None
+    try:
+        v.check_fits_dtype(max_abs, out_dtype)
+        if v.compute_dtype_for(compute_dtype(out_dtype), max_abs, d, metric) != out_dtype:
+            return None
+    except DataError:
+        return None
+    x = x.to(out_dtype).contiguous()
+    w = None
+    if any(weight is not None for weight in weights):
+        if any(weight is None for weight in weights):
+            return None
+        try:
+            w = torch.stack([torch.as_tensor(np.asarray(q)) for q in weights]).to(out_dtype)
+        except (TypeError, ValueError, RuntimeError):
+            return None
+        if w.shape != (count, n) or not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+            return None
+        if not bool((w.sum(dim=1) > 0).all()):
+            return None
+        w = w.contiguous()
+    generators = None
+    if centers is None:
+        generators = [make_generator(seed) for seed in seeds]
+    if random_init:
+        assert generators is not None
+        centers = torch.stack(
+            [
+                random_rows_(
+                    TensorSource(x[b], None if w is None else w[b], device=torch.device("cpu"),
+                                 dtype=out_dtype, chunk_size=n),
+                    n_clusters, generators[b],
+                )[0]
+                for b in range(count)
+            ]
+        )  # fmt: skip
+    fit = native_batch.fit_many(
+        x, w, n_clusters, centers=centers, generators=generators, tol=tol, max_iter=max_iter
+    )
+    refit = (fit.status == native_batch.REFILL).nonzero().flatten().tolist()
+    return _Together(
+        fit.centers, fit.labels, fit.inertia, fit.n_iter, fit.counts, refit, n_clusters
+    )
+
+
+_FLOATS = (torch.float32, torch.float64)

@@ -21,6 +21,7 @@ from ._bounds import Bounds, Workspace
 from ._checkpoint import BestRun, Checkpoint, FitState, data_fingerprint
 from ._distance import PreparedCenters, prepare_rows
 from ._distributed import SINGLE, Comm
+from ._engines._constants import LOOP_CALL
 from ._engines._kernels import Mode, Status
 from ._engines.dispatch import engine_for
 from ._engines.torch_engine import WholeLoop
@@ -289,9 +290,6 @@ def _record(
         progress.iteration(iteration, inertia)
 
 
-_NATIVE_LOOP_CALL = 1024
-
-
 def _lloyd_native(
     loop: WholeLoop,
     centers: torch.Tensor,
@@ -310,8 +308,8 @@ def _lloyd_native(
     it, mode, given = start, Mode.ITERATE, (0, 0)
     while it < max_iter:
         used = centers.clone() if on_iteration is not None else None
-        # (at most _NATIVE_LOOP_CALL iterations per call: the history buffer stays small)
-        steps = 1 if on_iteration is not None else min(max_iter - it, _NATIVE_LOOP_CALL)
+        # (at most LOOP_CALL iterations per call: the history buffer stays small)
+        steps = 1 if on_iteration is not None else min(max_iter - it, LOOP_CALL)
         done, status, hist = loop.run(centers, mode, steps, tol, given)
         mode, given = Mode.ITERATE, (0, 0)
         for row in hist[:done].tolist():

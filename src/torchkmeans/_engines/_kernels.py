@@ -70,6 +70,17 @@ _SIGNATURES: dict[str, tuple[Any, list[tuple[str, Any]]]] = {
         ("u", _p), ("k", _i64), ("t", _i64), ("centers", _p), ("indices", _p),
         ("rtol", _dbl), ("nthreads", _int), ("thread_work", _i64),
     ]),
+    "tk_moments_many": (None, [
+        ("count", _i64), ("n", _i64), ("d", _i64), ("x", _p), ("w", _p), ("first", _p),
+        ("s1", _p), ("s2", _p), ("total", _p),
+    ]),
+    "tk_fit_many": (None, [
+        ("count", _i64), ("n", _i64), ("d", _i64), ("k", _i64), ("x", _p), ("w", _p),
+        ("centers", _p), ("u", _p), ("draws", _i64), ("trials", _i64), ("dir", _p),
+        ("tol", _p), ("max_iter", _i64), ("bounds", _int), ("exact", _int), ("stripe", _i64),
+        ("thread_work", _i64), ("rtol", _dbl), ("labels", _p), ("weights", _p),
+        ("counts", _p), ("inertia", _p), ("n_iter", _p), ("status", _p), ("nthreads", _int),
+    ]),
     "tk_spmm": (None, [
         ("n", _i64), ("d", _i64), ("k", _i64), ("crow", _p), ("col", _p), ("idx64", _int),
         ("val", _p), ("ct", _p), ("out", _p), ("nthreads", _int),
@@ -349,6 +360,56 @@ def kmeans_plusplus_step(
         "tk_kpp", x.dtype, n=n, d=d, x=x, ldx=_row_stride(x), w=w, cand=candidates,
         m=candidates.shape[0], centers=centers, kc=centers.shape[0], closest=closest,
         assign=assign, new_id=new_id, mode=mode, gain=gain, nthreads=threads,
+    )  # fmt: skip
+
+
+def moments_many(
+    *,
+    x: torch.Tensor,
+    w: torch.Tensor | None,
+    first: torch.Tensor,
+    s1: torch.Tensor,
+    s2: torch.Tensor,
+    total: torch.Tensor,
+) -> None:
+    """The data moments of each problem of ``x`` (B, N, D), as ``tk_moments`` sums them."""
+    count, n, d = x.shape
+    _call("tk_moments_many", x.dtype, count=count, n=n, d=d, x=x, w=w, first=first, s1=s1,
+          s2=s2, total=total)  # fmt: skip
+
+
+def fit_many(
+    *,
+    x: torch.Tensor,
+    w: torch.Tensor | None,
+    centers: torch.Tensor,
+    u: torch.Tensor | None,
+    trials: int,
+    direction: torch.Tensor,
+    tol: torch.Tensor,
+    max_iter: int,
+    bounds: bool,
+    exact: bool,
+    stripe: int,
+    thread_work: int,
+    rtol: float,
+    labels: torch.Tensor,
+    weights: torch.Tensor,
+    counts: torch.Tensor,
+    inertia: torch.Tensor,
+    n_iter: torch.Tensor,
+    status: torch.Tensor,
+    threads: int,
+) -> None:
+    """Fit every problem of ``x`` (B, N, D) as the single-problem fit does (``tk_fit_many``;
+    see csrc/batch_impl.h)."""
+    count, n, d = x.shape
+    _call(
+        "tk_fit_many", x.dtype, count=count, n=n, d=d, k=int(centers.shape[1]), x=x, w=w,
+        centers=centers, u=u, draws=0 if u is None else int(u.shape[1]), trials=trials,
+        dir=direction, tol=tol, max_iter=max_iter, bounds=int(bounds), exact=int(exact),
+        stripe=stripe, thread_work=thread_work, rtol=rtol, labels=labels, weights=weights,
+        counts=counts, inertia=inertia, n_iter=n_iter, status=status, nthreads=threads,
     )  # fmt: skip
 
 

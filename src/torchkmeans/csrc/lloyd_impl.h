@@ -5,6 +5,7 @@
 #include "loop_impl.h"    /* the loop around it: tk_prepare, tk_gaps, tk_update, tk_lloyd */
 #include "seeding_impl.h" /* moments, canonical order, k-means++ */
 #include "sparse_impl.h"  /* sparse rows: products with the centers, per-cluster sums */
+#include "batch_impl.h"   /* many problems of one shape, each fitted as one problem is */
 
 #undef T
 #undef SUF

@@ -1,0 +1,101 @@
+"""Many problems of one shape, fitted together by the native kernels (``tk_moments_many``,
+``tk_fit_many``): the CPU engine of :func:`torchkmeans.kmeans_batched` for dense Euclidean
+problems.
+
+Each problem gets the arithmetic of the single-problem fit on the native engine (the data
+moments and the tolerance, greedy k-means++ with the problem's own draws, the Lloyd loop with
+Hamerly's bounds, the final assignment pass), on one thread, while the threads share out the
+problems; so problem ``b`` equals ``kmeans(X[b], ...)`` bit for bit, and nothing in the loop
+over problems or iterations is Python's. A problem whose pass leaves a cluster empty comes back
+with :data:`REFILL`: its caller fits it alone, where the refill happens. Prior validation of data
+is assumed: ``x`` is a contiguous (B, N, D) CPU tensor of float32 or float64, ``w`` (B, N) of
+the same dtype or None.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from .. import _init
+from .._bounds import Bounds
+from .._core import PRUNE
+from .._sources import TensorSource
+from . import _kernels
+from ._constants import BATCH_NO_MEMORY, BATCH_REFILL, EXACT_MAX_D, STRIPE_ROWS
+from .native_engine import _KPP_THREAD_WORK, _fused_stripes
+
+REFILL = BATCH_REFILL
+
+
+class BatchFit(NamedTuple):
+    """What :func:`fit_many` returns (CPU tensors, one entry per problem along dim 0)."""
+
+    centers: torch.Tensor  # (B, K, D), the compute dtype
+    labels: torch.Tensor  # (B, N) int64
+    inertia: torch.Tensor  # (B,) float64: the final pass's inertia, summed over clusters
+    counts: torch.Tensor  # (B, K) float64: rows of positive weight per cluster
+    n_iter: torch.Tensor  # (B,) int64
+    status: torch.Tensor  # (B,) int64: 0 fitted, REFILL: fit it alone
+
+
+def tolerances(x: torch.Tensor, w: torch.Tensor | None, tol: float) -> torch.Tensor:
+    """Each problem's absolute tolerance: ``tol`` times the mean over features of its
+    (weighted) variance, computed as :func:`torchkmeans._core.data_moments` does."""
+    count, n, d = x.shape
+    first = torch.empty(count, d, dtype=torch.float64)
+    s1 = torch.zeros(count, d, dtype=torch.float64)
+    s2 = torch.zeros(count, d, dtype=torch.float64)
+    total = torch.zeros(count, dtype=torch.float64)
+    _kernels.moments_many(x=x, w=w, first=first, s1=s1, s2=s2, total=total)
+    mean_shift = s1 / total[:, None]
+    variance = (s2 / total[:, None] - mean_shift * mean_shift).clamp_min(0.0)
+    return variance.mean(dim=1) * tol
+
+
+def fit_many(
+    x: torch.Tensor,
+    w: torch.Tensor | None,
+    n_clusters: int,
+    *,
+    centers: torch.Tensor | None,
+    generators: list[torch.Generator] | None,
+    tol: float,
+    max_iter: int,
+) -> BatchFit:
+    """Fit every problem of ``x``: from ``centers`` (B, K, D) when given, else by k-means++ with
+    each problem's generator drawing what the single-problem fit draws."""
+    count, n, d = x.shape
+    k = n_clusters
+    tol_abs = tolerances(x, w, tol)
+    u = None
+    trials = 2 + int(math.log(k))
+    if centers is None:
+        assert generators is not None and len(generators) == count
+        draws = 1 + (k - 1) * trials
+        u = torch.stack([_init.uniform(g, draws, torch.device("cpu")) for g in generators])
+        out = torch.empty(count, k, d, dtype=x.dtype)
+    else:
+        out = centers.to(x.dtype).contiguous().clone()
+    # the decisions of the single-problem fit, taken on problem 0 (all have its shape)
+    first = TensorSource(x[0], None, device=torch.device("cpu"), dtype=x.dtype, chunk_size=n)
+    bounds = PRUNE and Bounds.affordable(first)
+    stripe = STRIPE_ROWS if _fused_stripes(first, k) else 0
+    labels = torch.empty(count, n, dtype=torch.int64)
+    weights = torch.zeros(count, k, dtype=torch.float64)
+    counts = torch.zeros(count, k, dtype=torch.float64)
+    inertia = torch.zeros(count, k, dtype=torch.float64)
+    n_iter = torch.zeros(count, dtype=torch.int64)
+    status = torch.zeros(count, dtype=torch.int64)
+    _kernels.fit_many(
+        x=x, w=w, centers=out, u=u, trials=trials, direction=_init.order_direction(d),
+        tol=tol_abs.contiguous(), max_iter=max_iter, bounds=bounds, exact=d <= EXACT_MAX_D,
+        stripe=stripe, thread_work=_KPP_THREAD_WORK, rtol=_init.POTENTIAL_RTOL, labels=labels,
+        weights=weights, counts=counts, inertia=inertia, n_iter=n_iter, status=status,
+        threads=max(1, min(torch.get_num_threads(), count)),
+    )  # fmt: skip
+    if bool((status == BATCH_NO_MEMORY).any()):
+        raise MemoryError("the native kernel tk_fit_many could not allocate its buffers")
+    return BatchFit(out, labels, inertia.sum(dim=1), counts, n_iter, status)

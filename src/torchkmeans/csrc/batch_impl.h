@@ -1,0 +1,153 @@
+/* Many independent problems of the same shape (B, n, d), each fitted exactly as one problem is
+ * (included by lloyd_impl.h once per type, after the kernels it drives).
+ *
+ *   tk_moments_many: the data moments of every problem (tk_moments over its rows, shifted by
+ *                    its first row), for the caller to turn into each problem's tolerance.
+ *   tk_fit_many:     for every problem, what the single-problem fit does on the CPU: k-means++
+ *                    (tk_order, then tk_kpp_all with that problem's uniform draws) unless its
+ *                    initial centers are given, Lloyd iterations (tk_lloyd, with Hamerly's
+ *                    bounds when asked, in calls of at most TK_LOOP_CALL iterations) and the
+ *                    final assignment pass (the caller computes in the output dtype, so the
+ *                    single-problem fit's rounding of the centers changes nothing).
+ *
+ * Problems are handed to threads one at a time (an atomic counter); each runs on one thread, and
+ * every kernel it calls gives the same result whatever the thread count, so a problem's result
+ * is the single-problem fit's, bit for bit, and does not depend on the threads or on B. A
+ * problem whose pass leaves a cluster empty stops with status TK_BATCH_REFILL: refilling is the
+ * caller's (it fits that problem alone).
+ */
+
+typedef struct {
+    int64_t count, n, d, k;
+    const T *x, *w;
+    T *centers;
+    const double *u;
+    int64_t draws, trials;
+    const double *dir;
+    const double *tol;
+    int64_t max_iter;
+    int bounds, exact;
+    int64_t stripe, thread_work;
+    double rtol;
+    int64_t *labels;
+    double *weights, *counts, *inertia;
+    int64_t *n_iter, *status;
+    int64_t next; /* the next problem to take (atomic) */
+} SUF(batch_args);
+
+/* Per-thread buffers of one problem's fit. */
+typedef struct {
+    T *dist;
+    double *lower, *sums, *hist;
+    int64_t *order, *indices;
+} SUF(batch_buffers);
+
+static int SUF(batch_alloc)(SUF(batch_buffers) * b, int64_t n, int64_t d, int64_t k) {
+    b->dist = (T *)malloc((size_t)n * sizeof(T));
+    b->lower = (double *)malloc((size_t)n * sizeof(double));
+    b->sums = (double *)malloc((size_t)(k * d) * sizeof(double));
+    b->hist = (double *)malloc((size_t)(TK_HISTORY_FIELDS * TK_LOOP_CALL) * sizeof(double));
+    b->order = (int64_t *)malloc((size_t)n * sizeof(int64_t));
+    b->indices = (int64_t *)malloc((size_t)k * sizeof(int64_t));
+    return b->dist && b->lower && b->sums && b->hist && b->order && b->indices;
+}
+
+static void SUF(batch_free)(SUF(batch_buffers) * b) {
+    free(b->dist);
+    free(b->lower);
+    free(b->sums);
+    free(b->hist);
+    free(b->order);
+    free(b->indices);
+}
+
+/* One problem, as _core.fit runs it with n_init = 1; returns its status. */
+static int64_t SUF(fit_one)(const SUF(batch_args) * a, int64_t p, SUF(batch_buffers) * buf) {
+    const int64_t n = a->n, d = a->d, k = a->k;
+    const T *x = a->x + p * n * d;
+    const T *w = a->w ? a->w + p * n : NULL;
+    T *centers = a->centers + p * k * d;
+    int64_t *labels = a->labels + p * n;
+    double *weights = a->weights + p * k, *counts = a->counts + p * k;
+    double *inertia = a->inertia + p * k;
+    if (a->u) {
+        if (SUF(tk_order)(n, d, x, d, a->dir, buf->order) != 0) return TK_BATCH_NO_MEMORY;
+        if (SUF(tk_kpp_all)(n, d, x, d, w, buf->order, a->u + p * a->draws, k, a->trials,
+                            centers, buf->indices, a->rtol, 1, a->thread_work) != 0)
+            return TK_BATCH_NO_MEMORY;
+    }
+    double *lower = a->bounds ? buf->lower : NULL;
+    if (lower) memset(lower, 0, (size_t)n * sizeof(double));
+    double drift = 0;
+    int64_t valid = 0, status = TK_STATUS_RAN, it = 0;
+    for (int64_t i = 0; i < n; i++) labels[i] = -1;
+    while (it < a->max_iter) {
+        const int64_t steps =
+            a->max_iter - it < TK_LOOP_CALL ? a->max_iter - it : (int64_t)TK_LOOP_CALL;
+        const int64_t done = SUF(tk_lloyd)(
+            n, d, k, x, d, w, centers, labels, buf->dist, lower, &drift, &valid, a->exact, 1, 1,
+            a->stripe, TK_MODE_ITERATE, steps, a->tol[p], 0, 0, buf->sums, weights, counts,
+            inertia, buf->hist, &status);
+        if (done < 0) return TK_BATCH_NO_MEMORY;
+        it += done;
+        if (status == TK_STATUS_STOPPED) break;
+        if (status == TK_STATUS_EMPTY) return TK_BATCH_REFILL;
+    }
+    a->n_iter[p] = it;
+    /* (the centers are already of the output dtype: the caller computes in it) */
+    const int64_t done = SUF(tk_lloyd)(
+        n, d, k, x, d, w, centers, labels, buf->dist, lower, &drift, &valid, a->exact, 1, 1,
+        a->stripe, TK_MODE_ASSIGN, 1, 0.0, 0, 0, buf->sums, weights, counts, inertia, buf->hist,
+        &status);
+    return done < 0 ? TK_BATCH_NO_MEMORY : TK_BATCH_DONE;
+}
+
+static void *SUF(batch_worker)(void *arg) {
+    SUF(batch_args) *a = (SUF(batch_args) *)arg;
+    SUF(batch_buffers) buf;
+    const int ok = SUF(batch_alloc)(&buf, a->n, a->d, a->k);
+    for (;;) {
+        const int64_t p = __atomic_fetch_add(&a->next, 1, __ATOMIC_RELAXED);
+        if (p >= a->count) break;
+        a->status[p] = ok ? SUF(fit_one)(a, p, &buf) : TK_BATCH_NO_MEMORY;
+    }
+    SUF(batch_free)(&buf);
+    return NULL;
+}
+
+static void *SUF(batch_pointer_worker)(void *p) { return SUF(batch_worker)(*(void **)p); }
+
+/* The data moments of each of count problems of n rows: s1, s2 (count, d) and total (count)
+ * start at zero; first (count, d) gets each problem's first row in float64. */
+void SUF(tk_moments_many)(int64_t count, int64_t n, int64_t d, const T *x, const T *w,
+                          double *first, double *s1, double *s2, double *total) {
+    for (int64_t p = 0; p < count; p++) {
+        const T *xp = x + p * n * d;
+        for (int64_t j = 0; j < d; j++) first[p * d + j] = (double)xp[j];
+        SUF(tk_moments)(n, d, xp, d, w ? w + p * n : NULL, first + p * d, s1 + p * d,
+                        s2 + p * d, total + p);
+    }
+}
+
+/* Fit count problems (see the header) on up to nthreads threads. x (count, n, d) and w (count,
+ * n) are contiguous; centers (count, k, d) hold the initial centers when u is NULL and receive
+ * the fitted ones; u (count, draws) are the uniform draws of k-means++ with trials local
+ * trials; tol (count) the absolute tolerances. Out: labels (count, n), the final pass's
+ * weights, counts and inertia per cluster (count, k), n_iter and status (count). */
+void SUF(tk_fit_many)(int64_t count, int64_t n, int64_t d, int64_t k, const T *x, const T *w,
+                      T *centers, const double *u, int64_t draws, int64_t trials,
+                      const double *dir, const double *tol, int64_t max_iter, int bounds,
+                      int exact, int64_t stripe, int64_t thread_work, double rtol,
+                      int64_t *labels, double *weights, double *counts, double *inertia,
+                      int64_t *n_iter, int64_t *status, int nthreads) {
+    SUF(batch_args) shared = {count,  n,      d,       k,      x,           w,    centers,
+                              u,      draws,  trials,  dir,    tol,         max_iter,
+                              bounds, exact,  stripe,  thread_work, rtol,   labels,
+                              weights, counts, inertia, n_iter, status,     0};
+    SUF(batch_args) *args[64];
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > 64) nthreads = 64;
+    if (nthreads > count) nthreads = (int)(count > 0 ? count : 1);
+    for (int t = 0; t < nthreads; t++) args[t] = &shared;
+    tk_parallel(SUF(batch_pointer_worker), args, sizeof(args[0]), nthreads);
+}
