@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from . import _sparse
-from ._engines import _kernels
+from ._engines import _kernels, triton_assign
 
 
 class PreparedCenters:
@@ -203,20 +203,26 @@ def assign_with_bound(
     between unit vectors for cosine), made conservative for the GEMM's rounding; rows decided
     by the exact re-check get 0 (no pruning for them next time).
     """
-    scores = partial_scores(xs, pc, out=out)
-    if pc.n_clusters == 1:
-        labels = torch.zeros(xs.shape[0], dtype=torch.long, device=xs.device)
-        far = torch.full((xs.shape[0],), float("inf"), dtype=xs.dtype, device=xs.device)
-        if _sparse.is_csr(xs):
-            return labels, _chosen_from_scores(xs, pc, scores, labels), far
-        return labels, exact_distance(xs, pc, labels), far
-    # Values and indices in one pass; the runner-up comes from a values-only reduction (much
-    # cheaper than topk) after masking the winner. ``scores`` is a scratch buffer here.
-    best, labels = scores.min(dim=1)
-    scores.scatter_(1, labels[:, None], float("inf"))
-    second = scores.amin(dim=1)
-    scores.scatter_(1, labels[:, None], best[:, None])
-    eps = _tie_eps(xs, scores.dtype)
+    scores: torch.Tensor | None = None
+    if pc.n_clusters > 1 and not _sparse.is_csr(xs) and triton_assign.enabled(xs):
+        # the fused kernel: best, its center and the runner-up, never the N x K scores
+        best, labels, second = triton_assign.assign_scores(xs, pc.c, pc.c_sq)
+        best, second = best.to(xs.dtype), second.to(xs.dtype)
+    else:
+        scores = partial_scores(xs, pc, out=out)
+        if pc.n_clusters == 1:
+            labels = torch.zeros(xs.shape[0], dtype=torch.long, device=xs.device)
+            far = torch.full((xs.shape[0],), float("inf"), dtype=xs.dtype, device=xs.device)
+            if _sparse.is_csr(xs):
+                return labels, _chosen_from_scores(xs, pc, scores, labels), far
+            return labels, exact_distance(xs, pc, labels), far
+        # Values and indices in one pass; the runner-up comes from a values-only reduction
+        # (much cheaper than topk) after masking the winner. ``scores`` is a scratch buffer.
+        best, labels = scores.min(dim=1)
+        scores.scatter_(1, labels[:, None], float("inf"))
+        second = scores.amin(dim=1)
+        scores.scatter_(1, labels[:, None], best[:, None])
+    eps = _tie_eps(xs, best.dtype)
     if pc.c_sq is not None:
         x_sq = row_sq_norms(xs)
         slack = eps * (x_sq + pc.c_sq.max())
@@ -229,9 +235,15 @@ def assign_with_bound(
     rows = near.nonzero().flatten()
     if rows.numel():
         labels = labels.clone()
-        _recheck_ties(xs, pc, scores.index_select(0, rows), rows, best[rows], slack[rows], labels)
+        picked = (
+            scores.index_select(0, rows)
+            if scores is not None
+            else partial_scores(xs.index_select(0, rows), pc)
+        )
+        _recheck_ties(xs, pc, picked, rows, best[rows], slack[rows], labels)
         lower[rows] = 0.0
     if _sparse.is_csr(xs):
+        assert scores is not None
         return labels, _chosen_from_scores(xs, pc, scores, labels), lower
     return labels, exact_distance(xs, pc, labels), lower
 
