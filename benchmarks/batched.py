@@ -4,8 +4,9 @@
 
 Cases (issue 16): 256 problems of 4,096 x 32 with K = 256 (a product-quantization codebook),
 8 problems of 16,384 x 128 with K = 100 (per-head clustering), 10,000 problems of 200 x 2 with
-K = 3. Data: standard normal rows (PQ, heads; no cluster structure, so Lloyd runs many
-iterations), uniform rows (the small problems); float32. Every library starts from the same
+K = 3. Data, float32: blobs (K Gaussian clusters per problem) and standard normal rows (no
+cluster structure: the work no pruning can skip) for the first two shapes, uniform rows for the
+small problems. Every library starts from the same
 initial centers (K rows of each problem) with no tolerance, and its time per iteration of the
 whole batch is (T(hi) - T(lo)) / (iterations(hi) - iterations(lo)), where iterations is the mean
 over problems of the iterations run (ours and scikit-learn's stop a problem when its labels no
@@ -41,8 +42,10 @@ from _results import machine, publish  # noqa: E402
 
 # name -> (B, N, D, K, data, (lo, hi) iterations, {library: problems it runs, scaled to B})
 CASES = {
-    "pq": (256, 4096, 32, 256, "normal", (2, 7), {"torch-kmeans": 8}),
-    "heads": (8, 16384, 128, 100, "normal", (2, 7), {"torch-kmeans": 1}),
+    "pq": (256, 4096, 32, 256, "blobs", (2, 7), {"torch-kmeans": 8}),
+    "pq-normal": (256, 4096, 32, 256, "normal", (2, 7), {"torch-kmeans": 8}),
+    "heads": (8, 16384, 128, 100, "blobs", (2, 7), {"torch-kmeans": 1}),
+    "heads-normal": (8, 16384, 128, 100, "normal", (2, 7), {"torch-kmeans": 1}),
     "small": (10_000, 200, 2, 3, "uniform", (1, 4), {
         "torchkmeans (loop)": 1000, "scikit-learn (loop)": 1000, "faiss (loop)": 1000}),
 }  # fmt: skip
@@ -64,11 +67,19 @@ LIBRARIES = [
 REPEATS = 3
 
 
-def make_data(b, n, d, kind, seed=0):
+def make_data(b, n, d, kind, k=None, seed=0):
+    """``b`` problems of ``n`` rows: standard normal, uniform, or blobs (``k`` Gaussian
+    clusters per problem, unit noise around centers spread with standard deviation 3)."""
     rng = np.random.default_rng(seed)
     if kind == "normal":
         return rng.standard_normal((b, n, d), dtype=np.float32)
-    return rng.random((b, n, d), dtype=np.float32)
+    if kind == "uniform":
+        return rng.random((b, n, d), dtype=np.float32)
+    out = rng.standard_normal((b, n, d), dtype=np.float32)
+    for p in range(b):
+        centers = rng.standard_normal((k, d), dtype=np.float32) * 3
+        out[p] += centers[rng.integers(0, k, n)]
+    return out
 
 
 def _fit(lib, X, C, iters):
@@ -144,7 +155,7 @@ def measure(lib, case, cases):
 
     torch.set_num_threads(os.cpu_count() or 1)
     b, n, d, k, kind, (lo, hi), subsets = cases[case]
-    X = make_data(b, n, d, kind)
+    X = make_data(b, n, d, kind, k)
     scale = 1.0
     if lib in subsets:
         scale = b / subsets[lib]
@@ -171,6 +182,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--case", action="append", help="run only this case (repeatable)")
     p.add_argument("--one", nargs=2, metavar=("LIBRARY", "CASE"), help=argparse.SUPPRESS)
     args = p.parse_args()
     cases = QUICK if args.quick else CASES
@@ -189,6 +201,8 @@ def main() -> None:
         "",
     ]
     for case, (b, n, d, k, kind, (lo, hi), subsets) in cases.items():
+        if args.case and case not in args.case:
+            continue
         lines += [
             f"### {case}: {b:,} problems of {n:,} x {d}, K = {k} ({kind}, float32; "
             f"iterations {lo} -> {hi})",

@@ -210,14 +210,25 @@ def test_native_batch_with_fused_stripes(spy, two_threads):
 
 
 @needs_native
-def test_a_problem_left_with_an_empty_cluster_is_refitted_alone(spy, two_threads):
+def test_empty_clusters_are_refilled_as_kmeans_refills_them(spy, two_threads, monkeypatch):
+    from torchkmeans._engines import native_batch
+
+    refills = []
+    real = native_batch._refill
+
+    def recording(x, w, b, centers, state):
+        refills.append(b)
+        return real(x, w, b, centers, state)
+
+    monkeypatch.setattr(native_batch, "_refill", recording)
     X = _problems(b=4)
     init = X[:, :4].copy()
     init[2, 3] = 1e6  # problem 2: this center gets no row in the first pass
-    got = kmeans_batched(X, 4, init=init)
-    assert spy == [[0, 0, 1, 0]]
-    _equal_to_alone(got, X, 4, init=init)
-    assert len(np.unique(got.labels[2])) == 4  # refilled, as kmeans does
+    init[0, 1:3] = -1e6  # problem 0: two of them
+    got = kmeans_batched(X, 4, init=init, tol=0.0)
+    assert spy == [[0, 0, 0, 0]] and sorted(refills) == [0, 2]
+    _equal_to_alone(got, X, 4, init=init, tol=0.0)
+    assert len(np.unique(got.labels[2])) == 4 and len(np.unique(got.labels[0])) == 4
 
 
 @needs_native

@@ -11,7 +11,7 @@ Engines. Dense Euclidean float32/float64 problems of one shape on the CPU with t
 kernels (k-means++, "random" or given initial centers, one init) are fitted together by
 :mod:`torchkmeans._engines.native_batch`: every problem on one thread, the threads sharing out
 the problems, and nothing per problem or per iteration in Python but the random draws of the
-seeding; a problem whose pass leaves a cluster empty is refitted alone. Everything else (ragged
+seeding and the refill of a cluster left empty (by the single fit's own code). Everything else (ragged
 lists, cosine, other devices and dtypes, callables, several inits, fewer problems than twice the
 threads when each is large) runs the problems one after the other through :func:`kmeans`,
 whose engines use every thread on each. Both give the same results.
@@ -193,7 +193,7 @@ def kmeans_batched(
             checked["dtype"], n_clusters,
         )  # fmt: skip
     if together is not None:
-        return together.result(alone, is_tensor)
+        return together.result(is_tensor)
     results = [alone(b) for b in range(count)]
     centers: Any
     inertia: Any
@@ -217,28 +217,18 @@ def kmeans_batched(
 
 
 class _Together(NamedTuple):
-    """Problems fitted by the native batch engine, and the ones it left to be fitted alone."""
+    """Problems fitted by the native batch engine."""
 
     centers: torch.Tensor
     labels: torch.Tensor
     inertia: torch.Tensor
     n_iter: torch.Tensor
     counts: torch.Tensor
-    refit: list[int]
     n_clusters: int
 
-    def result(self, alone: Any, is_tensor: bool) -> BatchedResult:
-        centers, labels = self.centers, self.labels
-        inertia, n_iter = self.inertia, self.n_iter
-        for b in self.refit:
-            r = alone(b)
-            centers[b] = torch.as_tensor(r.centers)
-            labels[b] = torch.as_tensor(r.labels)
-            inertia[b], n_iter[b] = r.inertia, r.n_iter
-        done = torch.ones(centers.shape[0], dtype=torch.bool)
-        done[self.refit] = False
+    def result(self, is_tensor: bool) -> BatchedResult:
         found = (self.counts > 0).sum(dim=1)
-        for b in ((found < self.n_clusters) & done).nonzero().flatten().tolist():
+        for b in (found < self.n_clusters).nonzero().flatten().tolist():
             warnings.warn(
                 f"problem {b}: Number of distinct clusters ({int(found[b])}) found smaller than "
                 f"n_clusters ({self.n_clusters}). Possibly due to duplicate points in X, or "
@@ -246,9 +236,10 @@ class _Together(NamedTuple):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+        parts = (self.centers, self.labels, self.inertia, self.n_iter)
         if is_tensor:
-            return BatchedResult(centers, labels, inertia, n_iter)
-        return BatchedResult(centers.numpy(), labels.numpy(), inertia.numpy(), n_iter.numpy())
+            return BatchedResult(*parts)
+        return BatchedResult(*(t.numpy() for t in parts))
 
 
 def _native_together(
@@ -354,10 +345,7 @@ def _native_together(
     fit = native_batch.fit_many(
         x, w, n_clusters, centers=centers, generators=generators, tol=tol, max_iter=max_iter
     )
-    refit = (fit.status == native_batch.REFILL).nonzero().flatten().tolist()
-    return _Together(
-        fit.centers, fit.labels, fit.inertia, fit.n_iter, fit.counts, refit, n_clusters
-    )
+    return _Together(fit.centers, fit.labels, fit.inertia, fit.n_iter, fit.counts, n_clusters)
 
 
 _FLOATS = (torch.float32, torch.float64)

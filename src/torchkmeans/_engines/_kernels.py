@@ -78,8 +78,10 @@ _SIGNATURES: dict[str, tuple[Any, list[tuple[str, Any]]]] = {
         ("count", _i64), ("n", _i64), ("d", _i64), ("k", _i64), ("x", _p), ("w", _p),
         ("centers", _p), ("u", _p), ("draws", _i64), ("trials", _i64), ("dir", _p),
         ("tol", _p), ("max_iter", _i64), ("bounds", _int), ("exact", _int), ("stripe", _i64),
-        ("thread_work", _i64), ("rtol", _dbl), ("labels", _p), ("weights", _p),
-        ("counts", _p), ("inertia", _p), ("n_iter", _p), ("status", _p), ("nthreads", _int),
+        ("thread_work", _i64), ("rtol", _dbl), ("labels", _p), ("dist", _p), ("lower", _p),
+        ("drift", _p), ("valid", _p), ("sums", _p), ("weights", _p), ("counts", _p),
+        ("inertia", _p), ("changed", _p), ("relocated", _p), ("n_iter", _p), ("status", _p),
+        ("which", _p), ("runs", _i64), ("resume", _int), ("nthreads", _int),
     ]),
     "tk_spmm": (None, [
         ("n", _i64), ("d", _i64), ("k", _i64), ("crow", _p), ("col", _p), ("idx64", _int),
@@ -393,23 +395,22 @@ def fit_many(
     stripe: int,
     thread_work: int,
     rtol: float,
-    labels: torch.Tensor,
-    weights: torch.Tensor,
-    counts: torch.Tensor,
-    inertia: torch.Tensor,
-    n_iter: torch.Tensor,
-    status: torch.Tensor,
+    state: dict[str, torch.Tensor | None],
+    which: torch.Tensor | None,
+    resume: bool,
     threads: int,
 ) -> None:
-    """Fit every problem of ``x`` (B, N, D) as the single-problem fit does (``tk_fit_many``;
-    see csrc/batch_impl.h)."""
+    """Fit (or, with ``resume``, go on fitting) the problems of ``x`` (B, N, D) named by
+    ``which`` (all when None) as the single-problem fit does (``tk_fit_many``; see
+    csrc/batch_impl.h). ``state`` holds each problem's buffers, by the kernel's names."""
     count, n, d = x.shape
     _call(
         "tk_fit_many", x.dtype, count=count, n=n, d=d, k=int(centers.shape[1]), x=x, w=w,
         centers=centers, u=u, draws=0 if u is None else int(u.shape[1]), trials=trials,
         dir=direction, tol=tol, max_iter=max_iter, bounds=int(bounds), exact=int(exact),
-        stripe=stripe, thread_work=thread_work, rtol=rtol, labels=labels, weights=weights,
-        counts=counts, inertia=inertia, n_iter=n_iter, status=status, nthreads=threads,
+        stripe=stripe, thread_work=thread_work, rtol=rtol, which=which,
+        runs=0 if which is None else int(which.numel()), resume=int(resume), nthreads=threads,
+        **state,
     )  # fmt: skip
 
 

@@ -6,28 +6,32 @@ Each problem gets the arithmetic of the single-problem fit on the native engine 
 moments and the tolerance, greedy k-means++ with the problem's own draws, the Lloyd loop with
 Hamerly's bounds, the final assignment pass), on one thread, while the threads share out the
 problems; so problem ``b`` equals ``kmeans(X[b], ...)`` bit for bit, and nothing in the loop
-over problems or iterations is Python's. A problem whose pass leaves a cluster empty comes back
-with :data:`REFILL`: its caller fits it alone, where the refill happens. Prior validation of data
-is assumed: ``x`` is a contiguous (B, N, D) CPU tensor of float32 or float64, ``w`` (B, N) of
+over problems or iterations is Python's. A problem whose pass leaves a cluster empty stops with
+its state kept; its empty clusters are refilled here, by the single-problem fit's own
+:func:`~torchkmeans._relocation.relocate_empty_clusters`, and the kernel resumes it. Prior
+validation of data is assumed: ``x`` is a contiguous (B, N, D) CPU tensor of float32 or float64, ``w`` (B, N) of
 the same dtype or None.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
 import torch
 
 from .. import _init
-from .._bounds import Bounds
+from .._bounds import Bounds, Workspace
 from .._core import PRUNE
+from .._distributed import SINGLE
+from .._relocation import relocate_empty_clusters
 from .._sources import TensorSource
+from .._statistics import LloydStats
 from . import _kernels
 from ._constants import BATCH_NO_MEMORY, BATCH_REFILL, EXACT_MAX_D, STRIPE_ROWS
+from .dispatch import NATIVE
 from .native_engine import _KPP_THREAD_WORK, _fused_stripes
-
-REFILL = BATCH_REFILL
 
 
 class BatchFit(NamedTuple):
@@ -38,7 +42,7 @@ class BatchFit(NamedTuple):
     inertia: torch.Tensor  # (B,) float64: the final pass's inertia, summed over clusters
     counts: torch.Tensor  # (B, K) float64: rows of positive weight per cluster
     n_iter: torch.Tensor  # (B,) int64
-    status: torch.Tensor  # (B,) int64: 0 fitted, REFILL: fit it alone
+    status: torch.Tensor  # (B,) int64: 0 fitted
 
 
 def tolerances(x: torch.Tensor, w: torch.Tensor | None, tol: float) -> torch.Tensor:
@@ -82,20 +86,71 @@ def fit_many(
     # the decisions of the single-problem fit, taken on problem 0 (all have its shape)
     first = TensorSource(x[0], None, device=torch.device("cpu"), dtype=x.dtype, chunk_size=n)
     bounds = PRUNE and Bounds.affordable(first)
-    stripe = STRIPE_ROWS if _fused_stripes(first, k) else 0
-    labels = torch.empty(count, n, dtype=torch.int64)
-    weights = torch.zeros(count, k, dtype=torch.float64)
-    counts = torch.zeros(count, k, dtype=torch.float64)
-    inertia = torch.zeros(count, k, dtype=torch.float64)
-    n_iter = torch.zeros(count, dtype=torch.int64)
-    status = torch.zeros(count, dtype=torch.int64)
-    _kernels.fit_many(
-        x=x, w=w, centers=out, u=u, trials=trials, direction=_init.order_direction(d),
-        tol=tol_abs.contiguous(), max_iter=max_iter, bounds=bounds, exact=d <= EXACT_MAX_D,
-        stripe=stripe, thread_work=_KPP_THREAD_WORK, rtol=_init.POTENTIAL_RTOL, labels=labels,
-        weights=weights, counts=counts, inertia=inertia, n_iter=n_iter, status=status,
-        threads=max(1, min(torch.get_num_threads(), count)),
+    state: dict[str, torch.Tensor | None] = {
+        "labels": torch.empty(count, n, dtype=torch.int64),
+        "dist": torch.empty(count, n, dtype=x.dtype),
+        "lower": torch.empty(count, n, dtype=torch.float64) if bounds else None,
+        "drift": torch.zeros(count, dtype=torch.float64),
+        "valid": torch.zeros(count, dtype=torch.int64),
+        "sums": torch.zeros(count, k, d, dtype=torch.float64),
+        "weights": torch.zeros(count, k, dtype=torch.float64),
+        "counts": torch.zeros(count, k, dtype=torch.float64),
+        "inertia": torch.zeros(count, k, dtype=torch.float64),
+        "changed": torch.zeros(count, dtype=torch.int64),
+        "relocated": torch.zeros(count, dtype=torch.int64),
+        "n_iter": torch.zeros(count, dtype=torch.int64),
+        "status": torch.zeros(count, dtype=torch.int64),
+    }
+    run = functools.partial(
+        _kernels.fit_many, x=x, w=w, centers=out, u=u, trials=trials,
+        direction=_init.order_direction(d), tol=tol_abs.contiguous(), max_iter=max_iter,
+        bounds=bounds, exact=d <= EXACT_MAX_D,
+        stripe=STRIPE_ROWS if _fused_stripes(first, k) else 0, thread_work=_KPP_THREAD_WORK,
+        rtol=_init.POTENTIAL_RTOL, state=state,
     )  # fmt: skip
-    if bool((status == BATCH_NO_MEMORY).any()):
-        raise MemoryError("the native kernel tk_fit_many could not allocate its buffers")
+    threads = max(1, torch.get_num_threads())
+    run(which=None, resume=False, threads=min(threads, count))
+    status, relocated = state["status"], state["relocated"]
+    assert status is not None and relocated is not None
+    while True:
+        if bool((status == BATCH_NO_MEMORY).any()):
+            raise MemoryError("the native kernel tk_fit_many could not allocate its buffers")
+        pending = (status == BATCH_REFILL).nonzero().flatten()
+        if pending.numel() == 0:
+            break
+        for b in pending.tolist():  # refill as the single-problem fit does, then go on
+            relocated[b] = _refill(x, w, b, out, state)
+        run(which=pending, resume=True, threads=min(threads, int(pending.numel())))
+    labels, inertia, counts, n_iter = (
+        state[key] for key in ("labels", "inertia", "counts", "n_iter")
+    )
+    assert labels is not None and inertia is not None and counts is not None and n_iter is not None
     return BatchFit(out, labels, inertia.sum(dim=1), counts, n_iter, status)
+
+
+def _refill(
+    x: torch.Tensor,
+    w: torch.Tensor | None,
+    b: int,
+    centers: torch.Tensor,
+    state: dict[str, torch.Tensor | None],
+) -> int:
+    """Problem ``b``'s empty clusters refilled from the statistics and distances of the pass
+    that emptied them (:meth:`NativeLoop.relocate`, on the batch's buffers); returns how many
+    were refilled."""
+    n, k = x.shape[1], centers.shape[1]
+    source = TensorSource(
+        x[b], None if w is None else w[b], device=torch.device("cpu"), dtype=x.dtype, chunk_size=n
+    )
+    pc = NATIVE.prepare_centers(centers[b], "euclidean")
+    workspace = Workspace(1, k, x.dtype, torch.device("cpu"))
+    dist, labels, sums, weights, counts, inertia = (
+        state[key] for key in ("dist", "labels", "sums", "weights", "counts", "inertia")
+    )
+    assert dist is not None and labels is not None and sums is not None
+    assert weights is not None and counts is not None and inertia is not None
+    workspace.distances, workspace.distances_for = dist[b], pc
+    stats = LloydStats(
+        sums[b], weights[b], counts[b], inertia[b], torch.zeros((), dtype=torch.int64)
+    )
+    return relocate_empty_clusters(stats, source, pc, workspace, SINGLE, labels[b])
