@@ -253,6 +253,10 @@ def test_native_batch_does_not_depend_on_the_threads(spy):
 def test_a_problem_with_fewer_distinct_points_warns_naming_it(spy, two_threads):
     X = _problems(b=4)
     X[3] = 1.0  # one distinct point
-    with pytest.warns(Warning, match=r"problem 3: Number of distinct clusters \(1\)"):
+    with pytest.warns(Warning, match=r"problem 3 \(1\): Number of distinct clusters") as seen:
         got = kmeans_batched(X, 4, random_state=0)
     assert spy and got.inertia[3] == 0.0
+    X[1] = 2.0
+    with pytest.warns(Warning, match=r"problems 1 \(1\), 3 \(1\): Number of distinct") as seen:
+        kmeans_batched(X, 4, random_state=0)
+    assert len([w for w in seen if "distinct" in str(w.message)]) == 1  # one for all

@@ -228,9 +228,13 @@ class _Together(NamedTuple):
 
     def result(self, is_tensor: bool) -> BatchedResult:
         found = (self.counts > 0).sum(dim=1)
-        for b in (found < self.n_clusters).nonzero().flatten().tolist():
+        short = (found < self.n_clusters).nonzero().flatten().tolist()
+        if short:  # one warning for all of them
+            shown = ", ".join(f"{b} ({int(found[b])})" for b in short[:10])
+            more = f" and {len(short) - 10} more" if len(short) > 10 else ""
+            which = f"problem {shown}" if len(short) == 1 else f"problems {shown}{more}"
             warnings.warn(
-                f"problem {b}: Number of distinct clusters ({int(found[b])}) found smaller than "
+                f"{which}: Number of distinct clusters (in parentheses) found smaller than "
                 f"n_clusters ({self.n_clusters}). Possibly due to duplicate points in X, or "
                 "fewer rows of positive weight than clusters.",
                 ConvergenceWarning,
