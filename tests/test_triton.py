@@ -21,6 +21,7 @@ pytest.importorskip("triton")
 from torchkmeans import KMeans  # noqa: E402
 from torchkmeans._distance import PreparedCenters, assign, prepare_rows  # noqa: E402
 from torchkmeans._engines import triton_assign as ta  # noqa: E402
+from torchkmeans._engines.dispatch import TRITON_ENV, triton_assignment  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -120,10 +121,10 @@ def test_the_engine_assignment_equals_the_torch_path(metric, monkeypatch):
     centers[9] = centers[2]  # a duplicate center: rows there tie
     pc = PreparedCenters(centers.to(DEVICE), metric, None)
     xs = prepare_rows(x.to(DEVICE), metric, pc.shift)
-    monkeypatch.setenv(ta.ENV, "0")
+    monkeypatch.setenv(TRITON_ENV, "0")
     want_labels, want_dist = assign(xs, pc)
-    monkeypatch.setenv(ta.ENV, "1")
-    assert ta.enabled(xs)
+    monkeypatch.setenv(TRITON_ENV, "1")
+    assert triton_assignment(xs)
     labels, dist = assign(xs, pc)
     assert torch.equal(labels, want_labels)
     assert torch.equal(dist, want_dist)  # the distance to the chosen center is exact either way
@@ -133,9 +134,9 @@ def test_a_fit_with_the_kernel_is_the_torch_engines_fit(monkeypatch):
     rng = np.random.default_rng(5)
     X = (rng.normal(size=(400, 5)) + rng.integers(0, 4, size=(400, 1)) * 6).astype(np.float32)
     monkeypatch.setenv("TORCHKMEANS_NATIVE", "0")  # the torch engine, whose assignment it replaces
-    monkeypatch.setenv(ta.ENV, "0")
+    monkeypatch.setenv(TRITON_ENV, "0")
     ref = KMeans(4, random_state=0, device=DEVICE).fit(X)
-    monkeypatch.setenv(ta.ENV, "1")
+    monkeypatch.setenv(TRITON_ENV, "1")
     got = KMeans(4, random_state=0, device=DEVICE).fit(X)
     np.testing.assert_array_equal(got.labels_, ref.labels_)
     np.testing.assert_array_equal(got.cluster_centers_, ref.cluster_centers_)
@@ -143,7 +144,7 @@ def test_a_fit_with_the_kernel_is_the_torch_engines_fit(monkeypatch):
 
 
 def test_off_unless_asked(monkeypatch):
-    monkeypatch.delenv(ta.ENV, raising=False)
-    assert not ta.enabled(torch.zeros(2, 2, device=DEVICE))
-    monkeypatch.setenv(ta.ENV, "1")
-    assert not ta.enabled(torch.zeros(2, 2, dtype=torch.float64, device=DEVICE))
+    monkeypatch.delenv(TRITON_ENV, raising=False)
+    assert not triton_assignment(torch.zeros(2, 2, device=DEVICE))
+    monkeypatch.setenv(TRITON_ENV, "1")
+    assert not triton_assignment(torch.zeros(2, 2, dtype=torch.float64, device=DEVICE))

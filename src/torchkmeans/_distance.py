@@ -203,8 +203,10 @@ def assign_with_bound(
     between unit vectors for cosine), made conservative for the GEMM's rounding; rows decided
     by the exact re-check get 0 (no pruning for them next time).
     """
+    from ._engines.dispatch import triton_assignment  # (dispatch imports this module)
+
     scores: torch.Tensor | None = None
-    if pc.n_clusters > 1 and not _sparse.is_csr(xs) and triton_assign.enabled(xs):
+    if pc.n_clusters > 1 and not _sparse.is_csr(xs) and triton_assignment(xs):
         # the fused kernel: best, its center and the runner-up, never the N x K scores
         best, labels, second = triton_assign.assign_scores(xs, pc.c, pc.c_sq)
         best, second = best.to(xs.dtype), second.to(xs.dtype)

@@ -12,6 +12,10 @@ moments, order and k-means++) for some data.
   whose cost grows with the stored values (the products with the centers and the per-cluster
   sums) run in the native kernels when they are loaded (:func:`sparse_products_native`).
 
+Within the torch engine, the assignment of dense rows on CUDA runs in the fused Triton kernel
+(:mod:`.triton_assign`) when asked for with ``TORCHKMEANS_TRITON=1`` (:func:`triton_assignment`;
+opt-in until it has run on a GPU).
+
 When the kernels are missing (torchkmeans was installed without a C compiler), the first fit
 that would have used them warns once (:class:`~torchkmeans.exceptions.EngineWarning`).
 """
@@ -26,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from . import _library
+from . import _library, triton_assign
 from .native_engine import NativeEngine
 from .torch_engine import TorchEngine
 
@@ -80,6 +84,22 @@ def sparse_products_native(device: torch.device, dtype: torch.dtype) -> bool:
     loaded) rather than in torch's sparse kernels. The rest of a sparse pass is the torch
     engine's."""
     return device.type == "cpu" and dtype in _NATIVE_DTYPES and _native_loaded()
+
+
+# The environment variable that turns the Triton kernel on (opt-in until proven on a GPU).
+TRITON_ENV = "TORCHKMEANS_TRITON"
+
+
+def triton_assignment(x: torch.Tensor) -> bool:
+    """Whether the assignment of the dense rows ``x`` runs in the fused Triton kernel: asked for
+    (``TORCHKMEANS_TRITON=1``), Triton installed, rows on a CUDA device (or on the CPU under
+    Triton's interpreter, for the tests), of a dtype the kernel takes."""
+    if os.environ.get(TRITON_ENV, "0").strip().lower() not in ("1", "on", "true", "yes"):
+        return False
+    if x.layout != torch.strided or x.dtype not in triton_assign.DTYPES:
+        return False
+    on_device = x.device.type == "cuda" or (x.device.type == "cpu" and triton_assign.interpreted())
+    return on_device and triton_assign.available()
 
 
 def _native_loaded() -> bool:

@@ -13,8 +13,9 @@ within the rounding slack of the best are re-decided from exact distances by the
 Problems may be batched: ``x`` (B, N, D) against ``c`` (B, K, D), one grid column per problem.
 
 Until a run on a real GPU has passed ``tests/test_cuda.py`` and recorded its benchmark, the
-kernel is opt-in: ``TORCHKMEANS_TRITON=1`` (see :func:`enabled`). Its tests run on the CPU
-under ``TRITON_INTERPRET=1``.
+kernel is opt-in: ``TORCHKMEANS_TRITON=1`` (the decision is
+:func:`torchkmeans._engines.dispatch.triton_assignment`). Its tests run on the CPU under
+``TRITON_INTERPRET=1``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ from typing import Any
 
 import torch
 
-# The environment variable that turns the kernel on (it is opt-in until proven on a GPU).
-ENV = "TORCHKMEANS_TRITON"
-_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+# The dtypes of rows and centers the kernel takes.
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,19 +40,9 @@ def available() -> bool:
     return True
 
 
-def _interpreted() -> bool:
+def interpreted() -> bool:
+    """Whether Triton runs kernels in its interpreter (``TRITON_INTERPRET=1``: on the CPU)."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
-def enabled(x: torch.Tensor) -> bool:
-    """Whether assignments of the dense rows ``x`` run in this kernel: asked for
-    (``TORCHKMEANS_TRITON=1``), Triton installed, rows on a CUDA device (or on the CPU under
-    Triton's interpreter, for the tests), of a dtype the kernel takes."""
-    if os.environ.get(ENV, "0").strip().lower() not in ("1", "on", "true", "yes"):
-        return False
-    if not available() or x.dtype not in _DTYPES or x.layout != torch.strided:
-        return False
-    return x.device.type == "cuda" or (x.device.type == "cpu" and _interpreted())
 
 
 def _kernel() -> Any:
@@ -104,7 +94,7 @@ def assign_scores(
             xb, cb, sq, best, labels, second, n, k, d,
             xb.stride(0), xb.stride(1), xb.stride(2), cb.stride(0), cb.stride(1), cb.stride(2),
             sq.stride(0), n, ALPHA=alpha, IEEE=x.dtype == torch.float32,
-            UPCAST=x.dtype == torch.bfloat16 and _interpreted(),
+            UPCAST=x.dtype == torch.bfloat16 and interpreted(),
             BLOCK_N=block_n, BLOCK_K=block_k, BLOCK_D=block_d,
         )  # fmt: skip
     labels64 = labels.to(torch.int64)
