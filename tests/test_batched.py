@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -260,3 +262,45 @@ def test_a_problem_with_fewer_distinct_points_warns_naming_it(spy, two_threads):
     with pytest.warns(Warning, match=r"problems 1 \(1\), 3 \(1\): Number of distinct") as seen:
         kmeans_batched(X, 4, random_state=0)
     assert len([w for w in seen if "distinct" in str(w.message)]) == 1  # one for all
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "variant", ["float32 as float64", "transposed", "reversed", "read-only", "memory map"]
+)
+def test_inputs_stored_otherwise_still_equal_kmeans(variant, spy, two_threads, tmp_path):
+    X = _problems(b=4, n=200, d=20, k=3, seed=6, dtype=np.float32)
+    kwargs = {}
+    if variant == "float32 as float64":
+        kwargs["dtype"] = "float64"
+    elif variant == "transposed":  # the features are not the last, unit-stride axis in memory
+        X = np.ascontiguousarray(X.transpose(0, 2, 1)).transpose(0, 2, 1)
+    elif variant == "reversed":
+        X = X[:, ::-1]
+    elif variant == "read-only":
+        X.setflags(write=False)
+    else:
+        np.save(tmp_path / "x.npy", X)
+        X = np.load(tmp_path / "x.npy", mmap_mode="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no warning about a read-only array, say)
+        got = kmeans_batched(X, 3, random_state=5, **kwargs)
+    if variant == "read-only":
+        assert spy == [[0] * 4]  # wrapped without a copy, never written
+    else:
+        assert spy == []  # routed to the per-problem path: every problem as kmeans reads it
+    _equal_to_alone(got, X, 3, random_state=5, **kwargs)
+
+
+@needs_native
+def test_both_paths_warn_alike_about_fewer_distinct_clusters(spy, two_threads):
+    X = _problems(b=4)
+    X[1], X[3] = 2.0, 1.0
+    messages = []
+    for ragged in (False, True):  # the native batch, then the per-problem path (a list)
+        with pytest.warns(Warning) as seen:
+            kmeans_batched(list(X) if ragged else X, 4, random_state=0)
+        messages.append([str(w.message) for w in seen if "distinct" in str(w.message)])
+    assert len(spy) == 1
+    assert messages[0] == messages[1] and len(messages[0]) == 1
+    assert messages[0][0].startswith("problems 1 (1), 3 (1): Number of distinct clusters")

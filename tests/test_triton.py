@@ -14,8 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+# Without CUDA, Triton runs the kernel in its interpreter; the setting must precede the first
+# import of Triton (its own library is compiled or interpreted from then on). Restored after
+# this module (see the fixture below).
+_INTERPRET_BEFORE = os.environ.get("TRITON_INTERPRET")
+if DEVICE == "cpu":
+    os.environ["TRITON_INTERPRET"] = "1"
 pytest.importorskip("triton")
 
 from torchkmeans import KMeans  # noqa: E402
@@ -23,7 +28,14 @@ from torchkmeans._distance import PreparedCenters, assign, prepare_rows  # noqa:
 from torchkmeans._engines import triton_assign as ta  # noqa: E402
 from torchkmeans._engines.dispatch import TRITON_ENV, triton_assignment  # noqa: E402
 
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+@pytest.fixture(autouse=True, scope="module")
+def restore_the_interpreter_setting():
+    yield
+    if _INTERPRET_BEFORE is None:
+        os.environ.pop("TRITON_INTERPRET", None)
+    else:
+        os.environ["TRITON_INTERPRET"] = _INTERPRET_BEFORE
 
 
 def reference(x, c, c_sq):
@@ -137,7 +149,11 @@ def test_a_fit_with_the_kernel_is_the_torch_engines_fit(monkeypatch):
     monkeypatch.setenv(TRITON_ENV, "0")
     ref = KMeans(4, random_state=0, device=DEVICE).fit(X)
     monkeypatch.setenv(TRITON_ENV, "1")
+    launches = []
+    real = ta.assign_scores
+    monkeypatch.setattr(ta, "assign_scores", lambda *a: launches.append(1) or real(*a))
     got = KMeans(4, random_state=0, device=DEVICE).fit(X)
+    assert launches  # the kernel ran
     np.testing.assert_array_equal(got.labels_, ref.labels_)
     np.testing.assert_array_equal(got.cluster_centers_, ref.cluster_centers_)
     assert got.n_iter_ == ref.n_iter_

@@ -19,6 +19,8 @@ whose engines use every thread on each. Both give the same results.
 
 from __future__ import annotations
 
+import math
+import re
 import warnings
 from typing import Any, NamedTuple
 
@@ -27,10 +29,12 @@ import torch
 
 from . import _validation as v
 from ._engines import dispatch
-from ._engines.native_engine import LOOP_WORK
 from ._functional import kmeans
-from ._params import check_params, make_generator
+from ._params import check_params, make_generator, warn
 from .exceptions import ConvergenceWarning, DataError, TorchKMeansError
+
+# The dtypes the native batch engine fits in.
+_FLOATS = (torch.float32, torch.float64)
 
 
 class BatchedResult(NamedTuple):
@@ -170,6 +174,8 @@ def kmeans_batched(
         inits = _per_problem(init, count, "init")
     seeds = _seeds(random_state, count)
 
+    short: dict[int, int] = {}  # problems with fewer distinct clusters: how many they have
+
     def alone(b: int) -> Any:
         """Problem ``b`` through :func:`kmeans`; its errors and warnings name the problem."""
         with warnings.catch_warnings(record=True) as caught:
@@ -183,18 +189,23 @@ def kmeans_batched(
             except TorchKMeansError as exc:
                 raise type(exc)(f"problem {b}: {exc}") from None
         for w in caught:
-            warnings.warn(f"problem {b}: {w.message}", w.category, stacklevel=3)
+            found = _DISTINCT.search(str(w.message))
+            if found and issubclass(w.category, ConvergenceWarning):
+                short[b] = int(found.group(1))  # (one warning for all, below)
+            else:
+                warn(f"problem {b}: {w.message}", w.category)
         return result
 
     together = None
     if not ragged:
         together = _native_together(
-            X, weights, init, n_init, max_iter, tol, metric, seeds, checked["device"],
-            checked["dtype"], n_clusters,
+            X, weights, init, n_clusters=n_clusters, n_init=n_init, max_iter=max_iter, tol=tol,
+            metric=metric, seeds=seeds, device=checked["device"], dtype=checked["dtype"],
         )  # fmt: skip
     if together is not None:
         return together.result(is_tensor)
     results = [alone(b) for b in range(count)]
+    _warn_fewer_clusters(short, n_clusters)
     centers: Any
     inertia: Any
     n_iter: Any
@@ -216,6 +227,27 @@ def kmeans_batched(
     return BatchedResult(centers, labels, inertia, n_iter)
 
 
+# The single fit's warning about fewer distinct clusters than asked for (see _core.fit).
+_DISTINCT = re.compile(r"Number of distinct clusters \((\d+)\) found smaller than n_clusters")
+
+
+def _warn_fewer_clusters(short: dict[int, int], n_clusters: int) -> None:
+    """One warning for every problem that found fewer distinct clusters than ``n_clusters``
+    (``short``: problem -> clusters found), whichever path fitted them."""
+    if not short:
+        return
+    problems = sorted(short)
+    shown = ", ".join(f"{b} ({short[b]})" for b in problems[:10])
+    more = f" and {len(problems) - 10} more" if len(problems) > 10 else ""
+    which = f"problem {shown}" if len(problems) == 1 else f"problems {shown}{more}"
+    warn(
+        f"{which}: Number of distinct clusters (in parentheses) found smaller than n_clusters "
+        f"({n_clusters}). Possibly due to duplicate points in X, or fewer rows of positive "
+        "weight than clusters.",
+        ConvergenceWarning,
+    )
+
+
 class _Together(NamedTuple):
     """Problems fitted by the native batch engine."""
 
@@ -229,17 +261,7 @@ class _Together(NamedTuple):
     def result(self, is_tensor: bool) -> BatchedResult:
         found = (self.counts > 0).sum(dim=1)
         short = (found < self.n_clusters).nonzero().flatten().tolist()
-        if short:  # one warning for all of them
-            shown = ", ".join(f"{b} ({int(found[b])})" for b in short[:10])
-            more = f" and {len(short) - 10} more" if len(short) > 10 else ""
-            which = f"problem {shown}" if len(short) == 1 else f"problems {shown}{more}"
-            warnings.warn(
-                f"{which}: Number of distinct clusters (in parentheses) found smaller than "
-                f"n_clusters ({self.n_clusters}). Possibly due to duplicate points in X, or "
-                "fewer rows of positive weight than clusters.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+        _warn_fewer_clusters({b: int(found[b]) for b in short}, self.n_clusters)
         parts = (self.centers, self.labels, self.inertia, self.n_iter)
         if is_tensor:
             return BatchedResult(*parts)
@@ -250,80 +272,70 @@ def _native_together(
     X: Any,
     weights: list[Any],
     init: Any,
+    *,
+    n_clusters: int,
     n_init: Any,
     max_iter: int,
     tol: float,
     metric: str,
     seeds: list[Any],
-    device: Any,
-    dtype: Any,
-    n_clusters: int,
+    device: torch.device | None,
+    dtype: torch.dtype | None,
 ) -> _Together | None:
-    """Fit the problems with the native batch engine when it serves them (see the module
-    docstring), else None. Input it would have to reject is left to the per-problem path,
-    whose checks name the problem."""
+    """Fit the problems with the native batch engine when it serves them, else None.
+
+    Served: a C-contiguous (B, N, D) CPU tensor or in-memory numpy array of float32/float64,
+    clustered in its own dtype (a conversion would make the single fit read the rows
+    differently), finite, with one init ("k-means++", "random" or a (B, K, D) array) and, when
+    given, finite non-negative weights of positive sum per problem. Anything else goes to the
+    per-problem path, which checks each problem and names it in its errors; the checks here
+    only route (they never raise) and make no temporary of the data's size.
+    """
     from ._engines import native_batch
     from ._init import random_rows_
     from ._params import compute_dtype
     from ._sources import TensorSource
 
-    if metric != "euclidean" or (device is not None and device.type != "cpu"):
-        return None
     random_init = isinstance(init, str) and init == "random"
     if not (n_init == 1 or (n_init == "auto" and not random_init)):
         return None
-    if isinstance(X, torch.Tensor):
-        if X.device.type != "cpu" or X.requires_grad or X.dtype not in _FLOATS:
-            return None
-        x = X
-    elif isinstance(X, np.ndarray) and X.dtype in (np.float32, np.float64):
-        x = torch.from_numpy(X)
-    else:
+    if isinstance(init, str) and init not in ("k-means++", "random") or callable(init):
+        return None
+    x = _rows_as_stored(X)
+    if x is None or x.dtype != (dtype or x.dtype):
         return None
     count, n, d = x.shape
-    out_dtype = dtype if dtype is not None else x.dtype
-    if out_dtype not in _FLOATS or n < n_clusters or n * d == 0:
+    cpu = torch.device("cpu")
+    if n < n_clusters or n * d == 0 or (device is not None and device.type != "cpu"):
         return None
-    threads = max(1, torch.get_num_threads())
-    if count < 2 * threads and n * n_clusters * d > LOOP_WORK:
-        return None  # few large problems: each alone on every thread
-    if dispatch.engine_for(torch.device("cpu"), out_dtype, metric).name != "native":
+    if not dispatch.native_batch(cpu, x.dtype, metric, count, n * n_clusters * d):
         return None
-    if not bool(torch.isfinite(x).all()):
+    max_abs = _finite_max_abs(x)
+    if max_abs == math.inf:
         return None
-    max_abs = float(x.abs().max())
     centers = None
     if not isinstance(init, str):
-        if callable(init):
-            return None
         try:
-            centers = torch.as_tensor(
-                np.asarray(init) if not isinstance(init, torch.Tensor) else init
-            )
+            centers = torch.as_tensor(init if isinstance(init, torch.Tensor) else np.asarray(init))
         except (TypeError, ValueError, RuntimeError):
             return None
-        if (
-            centers.shape != (count, n_clusters, d)
-            or not centers.dtype.is_floating_point
-            or not bool(torch.isfinite(centers).all())
-        ):
+        if centers.shape != (count, n_clusters, d) or not centers.dtype.is_floating_point:
             return None
-        max_abs = max(max_abs, float(centers.abs().max()))
-    elif init not in ("k-means++", "random"):
-        return None
+        max_abs = max(max_abs, _finite_max_abs(centers))
+        if max_abs == math.inf:
+            return None
     try:
-        v.check_fits_dtype(max_abs, out_dtype)
-        if v.compute_dtype_for(compute_dtype(out_dtype), max_abs, d, metric) != out_dtype:
+        v.check_fits_dtype(max_abs, x.dtype)
+        if v.compute_dtype_for(compute_dtype(x.dtype), max_abs, d, metric) != x.dtype:
             return None
     except DataError:
         return None
-    x = x.to(out_dtype).contiguous()
     w = None
     if any(weight is not None for weight in weights):
         if any(weight is None for weight in weights):
             return None
         try:
-            w = torch.stack([torch.as_tensor(np.asarray(q)) for q in weights]).to(out_dtype)
+            w = torch.stack([torch.as_tensor(np.asarray(q)) for q in weights]).to(x.dtype)
         except (TypeError, ValueError, RuntimeError):
             return None
         if w.shape != (count, n) or not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
@@ -339,8 +351,8 @@ def _native_together(
         centers = torch.stack(
             [
                 random_rows_(
-                    TensorSource(x[b], None if w is None else w[b], device=torch.device("cpu"),
-                                 dtype=out_dtype, chunk_size=n),
+                    TensorSource(x[b], None if w is None else w[b], device=cpu, dtype=x.dtype,
+                                 chunk_size=n),
                     n_clusters, generators[b],
                 )[0]
                 for b in range(count)
@@ -352,4 +364,25 @@ def _native_together(
     return _Together(fit.centers, fit.labels, fit.inertia, fit.n_iter, fit.counts, n_clusters)
 
 
-_FLOATS = (torch.float32, torch.float64)
+def _rows_as_stored(X: Any) -> torch.Tensor | None:
+    """X as a C-contiguous CPU tensor of float32/float64 without a copy (a view of a numpy
+    array in memory), or None when it is not one."""
+    if isinstance(X, torch.Tensor):
+        ok = X.device.type == "cpu" and not X.requires_grad and X.layout == torch.strided
+        return X if ok and X.dtype in _FLOATS and X.is_contiguous() else None
+    if not isinstance(X, np.ndarray) or X.dtype not in (np.float32, np.float64):
+        return None
+    if not (X.flags.c_contiguous and X.dtype.isnative) or v.is_memory_mapped(X):
+        return None  # (a memory map is read problem by problem)
+    with warnings.catch_warnings():  # read-only arrays are wrapped, never written
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(X)
+
+
+def _finite_max_abs(t: torch.Tensor) -> float:
+    """The largest absolute value of ``t`` (inf when any value is not finite), with no
+    temporary of its size."""
+    if t.numel() == 0:
+        return 0.0
+    low, high = (float(v) for v in torch.aminmax(t))
+    return max(-low, high) if math.isfinite(low) and math.isfinite(high) else math.inf

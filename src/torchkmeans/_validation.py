@@ -183,7 +183,7 @@ def _to_tensor(arr: np.ndarray, name: str) -> torch.Tensor:
         return torch.from_numpy(arr)
 
 
-def _is_memory_mapped(arr: np.ndarray) -> bool:
+def is_memory_mapped(arr: np.ndarray) -> bool:
     """Whether the array's memory is a mapped file (np.memmap or a view of one)."""
     import mmap
 
@@ -296,7 +296,7 @@ def check_array(
         mapped = False
     else:
         arr = _numpy_from_any(X, name)
-        mapped = _is_memory_mapped(arr)
+        mapped = is_memory_mapped(arr)
         t = _to_tensor(arr, name)
         mapped = mapped and t.data_ptr() == arr.__array_interface__["data"][0]
         kind = OutputKind(False)

@@ -456,6 +456,8 @@ def sparse_assign(
     crow, col, val, idx64 = _csr_parts(x)
     n, d = x.shape
     k = int(ct.shape[1])
+    if (csq is None) != (xsq is None) or scores.shape != (n, k) or not scores.is_contiguous():
+        raise ValueError("sparse_assign: csq and xsq go together; scores is a contiguous (n, k)")
     labels = torch.empty(n, dtype=torch.int64)
     dist = torch.empty(n, dtype=ct.dtype)
     near = torch.empty(n, dtype=torch.uint8)

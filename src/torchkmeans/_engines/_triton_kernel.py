@@ -14,8 +14,8 @@ def assign_kernel(
     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
     pid_n = tl.program_id(0)
-    pid_b = tl.program_id(1)
-    rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    pid_b = tl.program_id(1).to(tl.int64)  # (offsets in int64: tensors past 2^31 elements)
+    rows = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_ok = rows < n
     x_base = x_ptr + pid_b * sxb
     c_base = c_ptr + pid_b * scb

@@ -12,6 +12,9 @@ moments, order and k-means++) for some data.
   whose cost grows with the stored values (the products with the centers and the per-cluster
   sums) run in the native kernels when they are loaded (:func:`sparse_products_native`).
 
+Many problems of one shape on the CPU (``kmeans_batched``) are fitted together by the native
+batch engine (``native_batch.py``) when :func:`native_batch` says so.
+
 Within the torch engine, the assignment of dense rows on CUDA runs in the fused Triton kernel
 (:mod:`.triton_assign`) when asked for with ``TORCHKMEANS_TRITON=1`` (:func:`triton_assignment`;
 opt-in until it has run on a GPU).
@@ -31,7 +34,7 @@ from pathlib import Path
 import torch
 
 from . import _library, triton_assign
-from .native_engine import NativeEngine
+from .native_engine import LOOP_WORK, NativeEngine
 from .torch_engine import TorchEngine
 
 Engine = TorchEngine  # the interface; NativeEngine extends it
@@ -84,6 +87,20 @@ def sparse_products_native(device: torch.device, dtype: torch.dtype) -> bool:
     loaded) rather than in torch's sparse kernels. The rest of a sparse pass is the torch
     engine's."""
     return device.type == "cpu" and dtype in _NATIVE_DTYPES and _native_loaded()
+
+
+def native_batch(
+    device: torch.device, dtype: torch.dtype, metric: str, count: int, work: int
+) -> bool:
+    """Whether ``count`` dense problems of one shape, each a pass of ``work`` rows x centers x
+    features, are fitted together by the native batch engine (``native_batch.py``): CPU,
+    float32/float64, Euclidean (where a single problem runs the native engine), and either
+    small problems (the whole loop of each would be one native call) or at least two per
+    thread (each problem runs on one thread; fewer large ones go faster alone on every
+    thread)."""
+    if engine_for(device, dtype, metric) is not NATIVE:
+        return False
+    return work <= LOOP_WORK or count >= 2 * max(1, torch.get_num_threads())
 
 
 # The environment variable that turns the Triton kernel on (opt-in until proven on a GPU).

@@ -31,7 +31,11 @@ from .._statistics import LloydStats
 from . import _kernels
 from ._constants import BATCH_NO_MEMORY, BATCH_REFILL, EXACT_MAX_D, STRIPE_ROWS
 from .dispatch import NATIVE
-from .native_engine import _KPP_THREAD_WORK, _fused_stripes
+from .native_engine import KPP_THREAD_WORK, fused_stripes
+
+
+# Clusters from which the per-problem inertia is summed problem by problem (see fit_many).
+_ROW_SUM_K = 4096
 
 
 class BatchFit(NamedTuple):
@@ -105,7 +109,7 @@ def fit_many(
         _kernels.fit_many, x=x, w=w, centers=out, u=u, trials=trials,
         direction=_init.order_direction(d), tol=tol_abs.contiguous(), max_iter=max_iter,
         bounds=bounds, exact=d <= EXACT_MAX_D,
-        stripe=STRIPE_ROWS if _fused_stripes(first, k) else 0, thread_work=_KPP_THREAD_WORK,
+        stripe=STRIPE_ROWS if fused_stripes(first, k) else 0, thread_work=KPP_THREAD_WORK,
         rtol=_init.POTENTIAL_RTOL, state=state,
     )  # fmt: skip
     threads = max(1, torch.get_num_threads())
@@ -125,7 +129,10 @@ def fit_many(
         state[key] for key in ("labels", "inertia", "counts", "n_iter")
     )
     assert labels is not None and inertia is not None and counts is not None and n_iter is not None
-    return BatchFit(out, labels, inertia.sum(dim=1), counts, n_iter, status)
+    # each problem's inertia summed as the single fit sums it (a 1-D sum: at large K torch may
+    # split it between threads, differently from a row of a 2-D sum)
+    total = inertia.sum(dim=1) if k < _ROW_SUM_K else torch.stack([q.sum() for q in inertia])
+    return BatchFit(out, labels, total, counts, n_iter, status)
 
 
 def _refill(

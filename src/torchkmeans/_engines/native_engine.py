@@ -38,7 +38,7 @@ from .torch_engine import BlockObserver, TorchEngine
 # Work (rows x centers x features) below which a pass stays on the calling thread.
 _THREAD_WORK = 1 << 18
 # Work (rows x candidates x features) below which a k-means++ step stays on the calling thread.
-_KPP_THREAD_WORK = 1 << 17
+KPP_THREAD_WORK = 1 << 17
 # Rows per call when the kernel reads the data in place: it allocates only a distance per row
 # (4 or 8 bytes), so blocks can be much larger than the chunks of the torch engine.
 _BLOCK_ROWS = 1 << 18
@@ -64,7 +64,7 @@ def _in_place(source: Source) -> bool:
     )
 
 
-def _fused_stripes(source: Source, k: int) -> int:
+def fused_stripes(source: Source, k: int) -> int:
     """Stripes per call when the fused accumulation applies, else 0: data read in place, more
     than EXACT_MAX_D features (below, one sequential summing pass is as fast), enough rows for
     every thread to get stripes, and partials within the budget."""
@@ -76,7 +76,7 @@ def _fused_stripes(source: Source, k: int) -> int:
 
 
 def _block_rows(source: Source, k: int) -> int:
-    stripes = _fused_stripes(source, k)
+    stripes = fused_stripes(source, k)
     if stripes:
         return stripes * STRIPE_ROWS
     return max(source.chunk_size, _BLOCK_ROWS) if _in_place(source) else source.chunk_size
@@ -230,7 +230,7 @@ class NativeEngine(TorchEngine):
         csq_max = float(csq.max())
         shift = None if pc.shift is None else pc.shift.contiguous()
         rows = _block_rows(source, k)
-        stripe = STRIPE_ROWS if update and _fused_stripes(source, k) else 0
+        stripe = STRIPE_ROWS if update and fused_stripes(source, k) else 0
         dist = torch.empty(0 if keep is not None else rows, dtype=dtype)
         own = None if labels is not None else torch.empty(rows, dtype=torch.long)
         gaps = None if gaps is None else gaps.contiguous()
@@ -345,7 +345,7 @@ class NativeEngine(TorchEngine):
             x=x, w=None if sw is None else sw.to(dtype).contiguous(), order=order, u=u,
             n_clusters=n_clusters, n_local_trials=n_local_trials, centers=centers,
             indices=indices, rtol=_init.POTENTIAL_RTOL, threads=max(1, torch.get_num_threads()),
-            thread_work=_KPP_THREAD_WORK,
+            thread_work=KPP_THREAD_WORK,
         )  # fmt: skip
         return centers, indices
 
@@ -406,7 +406,7 @@ class NativeLoop:
         w = source.sample_weight
         self.w = None if w is None else w.to(source.dtype).contiguous()
         self.stats = LloydStats.zeros(k, source.n_features, torch.float64, torch.device("cpu"))
-        self.stripe = STRIPE_ROWS if _fused_stripes(source, k) else 0
+        self.stripe = STRIPE_ROWS if fused_stripes(source, k) else 0
         self.threads = _pass_threads(source.n_samples, k, source.n_features)
 
     def run(

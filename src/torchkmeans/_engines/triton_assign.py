@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+# Problems per launch at most (CUDA's limit on the second dimension of a grid).
+_MAX_GRID_Y = 65535
 # The dtypes of rows and centers the kernel takes.
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -73,6 +75,8 @@ def assign_scores(
     """
     if not available():
         raise RuntimeError("the Triton kernel needs triton: pip install torchkmeans[triton]")
+    if x.dtype != c.dtype or x.dtype not in DTYPES:
+        raise ValueError(f"rows ({x.dtype}) and centers ({c.dtype}) must share a dtype of {DTYPES}")
     single = x.dim() == 2
     xb = x[None] if single else x
     cb = c[None] if single else c
@@ -88,10 +92,11 @@ def assign_scores(
     second = torch.empty_like(best)
     labels = torch.empty(count, n, dtype=torch.int32, device=x.device)
     block_n, block_k, block_d = 64, _block(k, 16, 64), _block(d, 16, 32)
-    grid: Any = ((n + block_n - 1) // block_n, count)
-    if n > 0:
+    for b0 in range(0, count if n > 0 else 0, _MAX_GRID_Y):  # (a grid has <= 65,535 rows)
+        b1 = min(count, b0 + _MAX_GRID_Y)
+        grid: Any = ((n + block_n - 1) // block_n, b1 - b0)
         _kernel()[grid](
-            xb, cb, sq, best, labels, second, n, k, d,
+            xb[b0:b1], cb[b0:b1], sq[b0:b1], best[b0:b1], labels[b0:b1], second[b0:b1], n, k, d,
             xb.stride(0), xb.stride(1), xb.stride(2), cb.stride(0), cb.stride(1), cb.stride(2),
             sq.stride(0), n, ALPHA=alpha, IEEE=x.dtype == torch.float32,
             UPCAST=x.dtype == torch.bfloat16 and interpreted(),

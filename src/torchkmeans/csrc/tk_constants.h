@@ -32,8 +32,8 @@
 #define TK_STATUS_EMPTY 2
 /* Iterations per tk_lloyd call at most (the history buffer of a call stays small). */
 #define TK_LOOP_CALL 1024
-/* tk_fit_many, per problem: fitted; a pass left a cluster empty (the caller fits the problem
- * alone, where empty clusters are refilled); memory ran out. */
+/* tk_fit_many, per problem: fitted; a pass left a cluster empty (its state is kept: the caller
+ * refills the cluster and resumes the problem); memory ran out. */
 #define TK_BATCH_DONE 0
 #define TK_BATCH_REFILL 1
 #define TK_BATCH_NO_MEMORY -1
