@@ -166,6 +166,17 @@ def _tie_eps(xs: torch.Tensor, dtype: torch.dtype) -> float:
     return torch.finfo(dtype).eps * _TIE_FACTOR * max(1.0, xs.shape[1] ** 0.5)
 
 
+def _tie_slack(
+    eps: float, pc: PreparedCenters, x_sq: torch.Tensor | None, like: torch.Tensor
+) -> torch.Tensor:
+    """How close two scores of a row must be to count as a near tie: ``eps (||x||^2 + max
+    ||c||^2)`` (Euclidean, ``x_sq`` given), ``2 eps`` (cosine) (tk_sparse_assign computes the
+    same in C)."""
+    if x_sq is not None and pc.c_sq is not None:
+        return eps * (x_sq + pc.c_sq.max())
+    return torch.full_like(like, 2.0 * eps)
+
+
 def _assign_sparse_native(
     xs: torch.Tensor, pc: PreparedCenters, out: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,10 +194,7 @@ def _assign_sparse_native(
         rows = near.nonzero().flatten()
         picked = scores.index_select(0, rows)
         best = picked.amin(dim=1)
-        if x_sq is not None and pc.c_sq is not None:
-            slack = eps * (x_sq[rows] + pc.c_sq.max())
-        else:
-            slack = torch.full_like(best, 2.0 * eps)
+        slack = _tie_slack(eps, pc, None if x_sq is None else x_sq[rows], best)
         _recheck_ties(xs, pc, picked, rows, best, slack, labels)
         chosen = picked.gather(1, labels[rows][:, None])[:, 0]
         base = x_sq[rows] if x_sq is not None else 1.0
@@ -225,12 +233,11 @@ def assign_with_bound(
         second = scores.amin(dim=1)
         scores.scatter_(1, labels[:, None], best[:, None])
     eps = _tie_eps(xs, best.dtype)
-    if pc.c_sq is not None:
-        x_sq = row_sq_norms(xs)
-        slack = eps * (x_sq + pc.c_sq.max())
+    x_sq = row_sq_norms(xs) if pc.c_sq is not None else None
+    slack = _tie_slack(eps, pc, x_sq, best)
+    if x_sq is not None:
         lower_sq = second + x_sq - 2 * slack
     else:
-        slack = torch.full_like(best, 2.0 * eps)
         lower_sq = 2.0 * (1.0 + second) - 4 * slack
     near = (second - best) <= slack
     lower = lower_sq.clamp_min_(0.0).sqrt_()

@@ -33,7 +33,6 @@ from ._constants import BATCH_NO_MEMORY, BATCH_REFILL, EXACT_MAX_D, STRIPE_ROWS
 from .dispatch import NATIVE
 from .native_engine import KPP_THREAD_WORK, fused_stripes
 
-
 # Clusters from which the per-problem inertia is summed problem by problem (see fit_many).
 _ROW_SUM_K = 4096
 
