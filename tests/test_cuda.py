@@ -79,3 +79,28 @@ def test_minibatch_on_cuda():
     km = MiniBatchKMeans(8, random_state=0).fit(X)
     assert km.cluster_centers_.device.type == "cuda"
     assert torch.isfinite(km.cluster_centers_).all()
+
+
+def test_triton_kernel_fit_equals_the_torch_engines_on_cuda(monkeypatch):
+    pytest.importorskip("triton")
+    X = torch.tensor(_X(20_000, 32, 50), dtype=torch.float32, device="cuda")
+    init = X[:50].clone()
+    monkeypatch.setenv("TORCHKMEANS_TRITON", "0")
+    ref = KMeans(50, init=init, max_iter=20).fit(X)
+    monkeypatch.setenv("TORCHKMEANS_TRITON", "1")
+    got = KMeans(50, init=init, max_iter=20).fit(X)
+    assert torch.equal(got.labels_, ref.labels_)
+    torch.testing.assert_close(got.cluster_centers_, ref.cluster_centers_, rtol=0, atol=0)
+    assert got.n_iter_ == ref.n_iter_
+
+
+def test_batched_problems_on_cuda_equal_each_alone():
+    from torchkmeans import kmeans, kmeans_batched
+
+    X = torch.tensor(np.stack([_X(3000, 8, 5) for _ in range(3)]), device="cuda")
+    got = kmeans_batched(X, 5, random_state=3)
+    assert got.centers.device.type == "cuda" and got.labels.shape == (3, 3000)
+    for b in range(3):
+        alone = kmeans(X[b], 5, n_init=1, random_state=3 + b)
+        assert torch.equal(got.labels[b], alone.labels)
+        torch.testing.assert_close(got.centers[b], alone.centers, rtol=0, atol=0)
