@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     tx = _timed(fit_x, None, seed)[0]
                 except RuntimeError as exc:  # (its default fit can fail on CSR input)
-                    intelex_error.append(f"{type(exc).__name__}: {exc}")
+                    intelex_error.append(f"{type(exc).__name__}: {str(exc).strip()}")
             # cosine: scikit-learn's partition scored by our objective, sum of 1 - cos
             ib = fb.inertia_ if metric == "euclidean" else cosine_inertia(X, fb)
             fits.append((ta, tb, fa.inertia_, ib, fa.n_iter_, fb.n_iter_, tx))
