@@ -139,7 +139,7 @@ needs_native = pytest.mark.skipif(
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Records the statuses of every native batch fit (proof that the engine ran)."""
+    """Records the problem count of every native batch fit (proof that the engine ran)."""
     from torchkmeans._engines import native_batch
 
     calls = []
@@ -147,7 +147,7 @@ def spy(monkeypatch):
 
     def recording(*args, **kwargs):
         fit = real(*args, **kwargs)
-        calls.append(fit.status.tolist())
+        calls.append(len(fit.n_iter))
         return fit
 
     monkeypatch.setattr(native_batch, "fit_many", recording)
@@ -188,7 +188,7 @@ def test_native_batch_equals_kmeans_alone(dtype, d, init, weighted, spy, two_thr
     w = np.random.default_rng(1).random((6, 257)).astype(dtype) if weighted else None
     start = X[:, 10:15].copy() if init == "array" else init
     got = kmeans_batched(X, 5, init=start, random_state=11, sample_weight=w, tol=1e-6)
-    assert spy == [[0] * 6]  # fitted together, none left to refit
+    assert spy == [6]  # fitted together, none left to refit
     assert got.centers.dtype == dtype and got.labels.dtype == np.int64
     _equal_to_alone(got, X, 5, init=start, random_state=11, sample_weight=w, tol=1e-6)
 
@@ -198,7 +198,7 @@ def test_native_batch_equals_the_per_pass_fit_of_large_problems(spy, two_threads
     # n * k * d above the native engine's whole-loop size: alone, each fit runs pass by pass
     X = _problems(b=4, n=2048, d=40, k=256, seed=3, dtype=np.float32)
     got = kmeans_batched(torch.as_tensor(X), 256, random_state=0, max_iter=6)
-    assert spy == [[0] * 4]
+    assert spy == [4]
     _equal_to_alone(got, torch.as_tensor(X), 256, random_state=0, max_iter=6)
 
 
@@ -207,7 +207,7 @@ def test_native_batch_with_fused_stripes(spy, two_threads):
     # enough rows and features for the fused (per-stripe) accumulation of the single fit
     X = _problems(b=4, n=4 * 8192 + 5, d=17, k=5, seed=4)
     got = kmeans_batched(X, 5, random_state=2, max_iter=4)
-    assert spy == [[0] * 4]
+    assert spy == [4]
     _equal_to_alone(got, X, 5, random_state=2, max_iter=4)
 
 
@@ -228,7 +228,7 @@ def test_empty_clusters_are_refilled_as_kmeans_refills_them(spy, two_threads, mo
     init[2, 3] = 1e6  # problem 2: this center gets no row in the first pass
     init[0, 1:3] = -1e6  # problem 0: two of them
     got = kmeans_batched(X, 4, init=init, tol=0.0)
-    assert spy == [[0, 0, 0, 0]] and sorted(refills) == [0, 2]
+    assert spy == [4] and sorted(refills) == [0, 2]
     _equal_to_alone(got, X, 4, init=init, tol=0.0)
     assert len(np.unique(got.labels[2])) == 4 and len(np.unique(got.labels[0])) == 4
 
@@ -286,21 +286,43 @@ def test_inputs_stored_otherwise_still_equal_kmeans(variant, spy, two_threads, t
         warnings.simplefilter("error")  # (no warning about a read-only array, say)
         got = kmeans_batched(X, 3, random_state=5, **kwargs)
     if variant == "read-only":
-        assert spy == [[0] * 4]  # wrapped without a copy, never written
+        assert spy == [4]  # wrapped without a copy, never written
     else:
         assert spy == []  # routed to the per-problem path: every problem as kmeans reads it
     _equal_to_alone(got, X, 3, random_state=5, **kwargs)
 
 
 @needs_native
-def test_both_paths_warn_alike_about_fewer_distinct_clusters(spy, two_threads):
+def test_both_paths_warn_alike_about_fewer_distinct_clusters(spy, two_threads, monkeypatch):
+    from torchkmeans._engines import dispatch
+
     X = _problems(b=4)
     X[1], X[3] = 2.0, 1.0
     messages = []
-    for ragged in (False, True):  # the native batch, then the per-problem path (a list)
+    for native in (True, False):  # the native batch, then the per-problem path
+        if not native:
+            monkeypatch.setattr(dispatch, "native_batch", lambda *args: False)
         with pytest.warns(Warning) as seen:
-            kmeans_batched(list(X) if ragged else X, 4, random_state=0)
+            kmeans_batched(X, 4, random_state=0)
         messages.append([str(w.message) for w in seen if "distinct" in str(w.message)])
     assert len(spy) == 1
     assert messages[0] == messages[1] and len(messages[0]) == 1
     assert messages[0][0].startswith("problems 1 (1), 3 (1): Number of distinct clusters")
+
+
+@needs_native
+@pytest.mark.parametrize("init", ["k-means++", "random", "array"])
+def test_ragged_problems_run_natively_and_equal_kmeans_alone(init, spy, two_threads):
+    rng = np.random.default_rng(9)
+    X = [
+        (rng.normal(size=(n, 6)) + rng.integers(0, 5, size=(n, 1)) * 4).astype(np.float32)
+        for n in (50, 333, 1000, 7, 128)
+    ]
+    w = [rng.random(len(x)).astype(np.float32) + 0.1 for x in X]
+    start = [x[:5].copy() for x in X] if init == "array" else init
+    if init == "array":
+        start[1][4] = 1e4  # an empty cluster to refill in problem 1
+    got = kmeans_batched(X, 5, init=start, sample_weight=w, random_state=3)
+    assert spy == [5]
+    assert [len(lab) for lab in got.labels] == [50, 333, 1000, 7, 128]
+    _equal_to_alone(got, X, 5, init=start, sample_weight=w, random_state=3)

@@ -7,14 +7,14 @@ the problem. The per-problem seed is documented so a problem can be rerun alone:
 ``random_state`` s, problem b uses ``s + b``; with a numpy RandomState/Generator or a torch
 Generator, B seeds are drawn from it first, in order; None draws fresh entropy per problem.
 
-Engines. Dense Euclidean float32/float64 problems of one shape on the CPU with the native
-kernels (k-means++, "random" or given initial centers, one init) are fitted together by
-:mod:`torchkmeans._engines.native_batch`: every problem on one thread, the threads sharing out
-the problems, and nothing per problem or per iteration in Python but the random draws of the
-seeding and the refill of a cluster left empty (by the single fit's own code). Everything else (ragged
-lists, cosine, other devices and dtypes, callables, several inits, fewer problems than twice the
-threads when each is large) runs the problems one after the other through :func:`kmeans`,
-whose engines use every thread on each. Both give the same results.
+Engines. Dense Euclidean float32/float64 problems on the CPU (of one shape, or a ragged list)
+with the native kernels (k-means++, "random" or given initial centers, one init) are fitted
+together by :mod:`torchkmeans._engines.native_batch`: every problem on one thread, the threads
+sharing out the problems, and nothing per problem or per iteration in Python but the random
+draws of the seeding and the refill of a cluster left empty (by the single fit's own code).
+Everything else (cosine, other devices and dtypes, callables, several inits, fewer problems than
+twice the threads when each is large) runs the problems one after the other through
+:func:`kmeans`, whose engines use every thread on each. Both give the same results.
 """
 
 from __future__ import annotations
@@ -196,12 +196,10 @@ def kmeans_batched(
                 warn(f"problem {b}: {w.message}", w.category)
         return result
 
-    together = None
-    if not ragged:
-        together = _native_together(
-            X, weights, init, n_clusters=n_clusters, n_init=n_init, max_iter=max_iter, tol=tol,
-            metric=metric, seeds=seeds, device=checked["device"], dtype=checked["dtype"],
-        )  # fmt: skip
+    together = _native_together(
+        X, weights, init, n_clusters=n_clusters, n_init=n_init, max_iter=max_iter, tol=tol,
+        metric=metric, seeds=seeds, device=checked["device"], dtype=checked["dtype"],
+    )  # fmt: skip
     if together is not None:
         return together.result(is_tensor)
     results = [alone(b) for b in range(count)]
@@ -252,7 +250,7 @@ class _Together(NamedTuple):
     """Problems fitted by the native batch engine."""
 
     centers: torch.Tensor
-    labels: torch.Tensor
+    labels: Any  # (B, N), or a list of B label tensors when the problems are ragged
     inertia: torch.Tensor
     n_iter: torch.Tensor
     counts: torch.Tensor
@@ -262,10 +260,16 @@ class _Together(NamedTuple):
         found = (self.counts > 0).sum(dim=1)
         short = (found < self.n_clusters).nonzero().flatten().tolist()
         _warn_fewer_clusters({b: int(found[b]) for b in short}, self.n_clusters)
-        parts = (self.centers, self.labels, self.inertia, self.n_iter)
         if is_tensor:
-            return BatchedResult(*parts)
-        return BatchedResult(*(t.numpy() for t in parts))
+            return BatchedResult(self.centers, self.labels, self.inertia, self.n_iter)
+        labels = (
+            [t.numpy() for t in self.labels]
+            if isinstance(self.labels, list)
+            else self.labels.numpy()
+        )
+        return BatchedResult(
+            self.centers.numpy(), labels, self.inertia.numpy(), self.n_iter.numpy()
+        )
 
 
 def _native_together(
@@ -284,12 +288,13 @@ def _native_together(
 ) -> _Together | None:
     """Fit the problems with the native batch engine when it serves them, else None.
 
-    Served: a C-contiguous (B, N, D) CPU tensor or in-memory numpy array of float32/float64,
-    clustered in its own dtype (a conversion would make the single fit read the rows
-    differently), finite, with one init ("k-means++", "random" or a (B, K, D) array) and, when
-    given, finite non-negative weights of positive sum per problem. Anything else goes to the
-    per-problem path, which checks each problem and names it in its errors; the checks here
-    only route (they never raise) and make no temporary of the data's size.
+    Served: a C-contiguous (B, N, D) CPU tensor or in-memory numpy array of float32/float64, or
+    a list of C-contiguous (N_b, D) ones of one dtype, clustered in their own dtype (a
+    conversion would make the single fit read the rows differently), finite, with one init
+    ("k-means++", "random" or a (B, K, D) array) and, when given, finite non-negative weights of
+    positive sum per problem. Anything else goes to the per-problem path, which checks each
+    problem and names it in its errors; the checks here only route (they never raise) and make
+    no temporary of the data's size.
     """
     from ._engines import native_batch
     from ._init import random_rows_
@@ -301,17 +306,30 @@ def _native_together(
         return None
     if isinstance(init, str) and init not in ("k-means++", "random") or callable(init):
         return None
-    x = _rows_as_stored(X)
-    if x is None or x.dtype != (dtype or x.dtype):
+    if device is not None and device.type != "cpu":
         return None
-    count, n, d = x.shape
-    cpu = torch.device("cpu")
-    if n < n_clusters or n * d == 0 or (device is not None and device.type != "cpu"):
+    if isinstance(X, (list, tuple)):
+        stored = [_rows_as_stored(q, 2) for q in X]
+        if any(t is None for t in stored):
+            return None
+        xs: list[torch.Tensor] = [t for t in stored if t is not None]
+        max_abs = max(_finite_max_abs(t) for t in xs)
+    else:
+        x = _rows_as_stored(X, 3)
+        if x is None:
+            return None
+        xs = list(x.unbind(0))
+        max_abs = _finite_max_abs(x)
+    dt, count = xs[0].dtype, len(xs)
+    d = int(xs[0].shape[1])
+    rows = [int(t.shape[0]) for t in xs]
+    if any(t.dtype != dt or int(t.shape[1]) != d for t in xs) or dt != (dtype or dt):
         return None
-    if not dispatch.native_batch(cpu, x.dtype, metric, count, n * n_clusters * d):
+    if min(rows) < n_clusters or d == 0 or max_abs == math.inf:
         return None
-    max_abs = _finite_max_abs(x)
-    if max_abs == math.inf:
+    if not dispatch.native_batch(
+        torch.device("cpu"), dt, metric, count, max(rows) * n_clusters * d
+    ):
         return None
     centers = None
     if not isinstance(init, str):
@@ -325,24 +343,14 @@ def _native_together(
         if max_abs == math.inf:
             return None
     try:
-        v.check_fits_dtype(max_abs, x.dtype)
-        if v.compute_dtype_for(compute_dtype(x.dtype), max_abs, d, metric) != x.dtype:
+        v.check_fits_dtype(max_abs, dt)
+        if v.compute_dtype_for(compute_dtype(dt), max_abs, d, metric) != dt:
             return None
     except DataError:
         return None
-    w = None
-    if any(weight is not None for weight in weights):
-        if any(weight is None for weight in weights):
-            return None
-        try:
-            w = torch.stack([torch.as_tensor(np.asarray(q)) for q in weights]).to(x.dtype)
-        except (TypeError, ValueError, RuntimeError):
-            return None
-        if w.shape != (count, n) or not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
-            return None
-        if not bool((w.sum(dim=1) > 0).all()):
-            return None
-        w = w.contiguous()
+    ws = _weights_as_given(weights, rows, dt)
+    if ws is False or ws is True:
+        return None
     generators = None
     if centers is None:
         generators = [make_generator(seed) for seed in seeds]
@@ -351,28 +359,56 @@ def _native_together(
         centers = torch.stack(
             [
                 random_rows_(
-                    TensorSource(x[b], None if w is None else w[b], device=cpu, dtype=x.dtype,
-                                 chunk_size=n),
+                    TensorSource(xs[b], None if ws is None else ws[b], device=torch.device("cpu"),
+                                 dtype=dt, chunk_size=rows[b]),
                     n_clusters, generators[b],
                 )[0]
                 for b in range(count)
             ]
         )  # fmt: skip
     fit = native_batch.fit_many(
-        x, w, n_clusters, centers=centers, generators=generators, tol=tol, max_iter=max_iter
+        xs, ws, n_clusters, centers=centers, generators=generators, tol=tol, max_iter=max_iter
     )
-    return _Together(fit.centers, fit.labels, fit.inertia, fit.n_iter, fit.counts, n_clusters)
+    ragged = isinstance(X, (list, tuple))
+    labels: Any = list(fit.labels.split(rows)) if ragged else fit.labels.view(count, rows[0])
+    return _Together(fit.centers, labels, fit.inertia, fit.n_iter, fit.counts, n_clusters)
 
 
-def _rows_as_stored(X: Any) -> torch.Tensor | None:
-    """X as a C-contiguous CPU tensor of float32/float64 without a copy (a view of a numpy
-    array in memory), or None when it is not one."""
+def _weights_as_given(
+    weights: list[Any], rows: list[int], dtype: torch.dtype
+) -> list[torch.Tensor] | None | bool:
+    """Each problem's weights as a contiguous tensor of ``dtype`` (None: no weights), or False
+    when they are not all given, finite, non-negative and of positive sum per problem."""
+    if all(q is None for q in weights):
+        return None
+    if any(q is None for q in weights):
+        return False
+    try:
+        ws = [torch.as_tensor(np.asarray(q)).to(dtype).contiguous() for q in weights]
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    if any(q.shape != (n,) for q, n in zip(ws, rows)):
+        return False
+    flat = torch.cat(ws)
+    if not bool(torch.isfinite(flat).all()) or bool((flat < 0).any()):
+        return False
+    if not all(float(q.sum()) > 0 for q in ws):
+        return False
+    return ws
+
+
+def _rows_as_stored(X: Any, ndim: int) -> torch.Tensor | None:
+    """X as a C-contiguous ``ndim``-D CPU tensor of float32/float64 without a copy (a view of a
+    numpy array in memory), or None when it is not one."""
     if isinstance(X, torch.Tensor):
         ok = X.device.type == "cpu" and not X.requires_grad and X.layout == torch.strided
-        return X if ok and X.dtype in _FLOATS and X.is_contiguous() else None
+        ok = ok and X.dim() == ndim and X.dtype in _FLOATS and X.is_contiguous()
+        return X if ok else None
     if not isinstance(X, np.ndarray) or X.dtype not in (np.float32, np.float64):
         return None
-    if not (X.flags.c_contiguous and X.dtype.isnative) or v.is_memory_mapped(X):
+    if X.ndim != ndim or not (X.flags.c_contiguous and X.dtype.isnative):
+        return None
+    if v.is_memory_mapped(X):
         return None  # (a memory map is read problem by problem)
     with warnings.catch_warnings():  # read-only arrays are wrapped, never written
         warnings.simplefilter("ignore", UserWarning)

@@ -71,17 +71,18 @@ _SIGNATURES: dict[str, tuple[Any, list[tuple[str, Any]]]] = {
         ("rtol", _dbl), ("nthreads", _int), ("thread_work", _i64),
     ]),
     "tk_moments_many": (None, [
-        ("count", _i64), ("n", _i64), ("d", _i64), ("x", _p), ("w", _p), ("first", _p),
-        ("s1", _p), ("s2", _p), ("total", _p),
+        ("count", _i64), ("d", _i64), ("xs", _p), ("rows", _p), ("offsets", _p), ("w", _p),
+        ("first", _p), ("s1", _p), ("s2", _p), ("total", _p),
     ]),
     "tk_fit_many": (None, [
-        ("count", _i64), ("n", _i64), ("d", _i64), ("k", _i64), ("x", _p), ("w", _p),
-        ("centers", _p), ("u", _p), ("draws", _i64), ("trials", _i64), ("dir", _p),
-        ("tol", _p), ("max_iter", _i64), ("bounds", _int), ("exact", _int), ("stripe", _i64),
-        ("thread_work", _i64), ("rtol", _dbl), ("labels", _p), ("dist", _p), ("lower", _p),
-        ("drift", _p), ("valid", _p), ("sums", _p), ("weights", _p), ("counts", _p),
-        ("inertia", _p), ("changed", _p), ("relocated", _p), ("n_iter", _p), ("status", _p),
-        ("which", _p), ("runs", _i64), ("resume", _int), ("nthreads", _int),
+        ("count", _i64), ("d", _i64), ("k", _i64), ("xs", _p), ("rows", _p), ("offsets", _p),
+        ("max_rows", _i64), ("w", _p), ("centers", _p), ("u", _p), ("draws", _i64),
+        ("trials", _i64), ("dir", _p), ("tol", _p), ("max_iter", _i64), ("bounds", _p),
+        ("exact", _int), ("stripe", _p), ("thread_work", _i64), ("rtol", _dbl),
+        ("labels", _p), ("dist", _p), ("lower", _p), ("drift", _p), ("valid", _p),
+        ("sums", _p), ("weights", _p), ("counts", _p), ("inertia", _p), ("changed", _p),
+        ("relocated", _p), ("n_iter", _p), ("status", _p), ("which", _p), ("runs", _i64),
+        ("resume", _int), ("nthreads", _int),
     ]),
     "tk_spmm": (None, [
         ("n", _i64), ("d", _i64), ("k", _i64), ("crow", _p), ("col", _p), ("idx64", _int),
@@ -365,24 +366,42 @@ def kmeans_plusplus_step(
     )  # fmt: skip
 
 
+class Problems:
+    """Many problems of ``d`` features as the batch kernels read them: the address of each
+    problem's rows (contiguous, ``rows[p]`` x ``d``) and where its rows start in flat per-row
+    arrays (``offsets``). ``tensors`` keeps the rows alive."""
+
+    def __init__(self, tensors: list[torch.Tensor]) -> None:
+        self.tensors = tensors
+        self.count = len(tensors)
+        self.d = int(tensors[0].shape[1])
+        self.dtype = tensors[0].dtype
+        self.addresses = torch.tensor([t.data_ptr() for t in tensors], dtype=torch.int64)
+        self.rows = torch.tensor([int(t.shape[0]) for t in tensors], dtype=torch.int64)
+        self.offsets = torch.zeros(self.count, dtype=torch.int64)
+        torch.cumsum(self.rows[:-1], 0, out=self.offsets[1:])
+        self.total = int(self.rows.sum())
+        self.max_rows = int(self.rows.max())
+
+
 def moments_many(
     *,
-    x: torch.Tensor,
+    problems: Problems,
     w: torch.Tensor | None,
     first: torch.Tensor,
     s1: torch.Tensor,
     s2: torch.Tensor,
     total: torch.Tensor,
 ) -> None:
-    """The data moments of each problem of ``x`` (B, N, D), as ``tk_moments`` sums them."""
-    count, n, d = x.shape
-    _call("tk_moments_many", x.dtype, count=count, n=n, d=d, x=x, w=w, first=first, s1=s1,
-          s2=s2, total=total)  # fmt: skip
+    """The data moments of each problem, as ``tk_moments`` sums them (``w``: flat weights)."""
+    p = problems
+    _call("tk_moments_many", p.dtype, count=p.count, d=p.d, xs=p.addresses, rows=p.rows,
+          offsets=p.offsets, w=w, first=first, s1=s1, s2=s2, total=total)  # fmt: skip
 
 
 def fit_many(
     *,
-    x: torch.Tensor,
+    problems: Problems,
     w: torch.Tensor | None,
     centers: torch.Tensor,
     u: torch.Tensor | None,
@@ -390,9 +409,9 @@ def fit_many(
     direction: torch.Tensor,
     tol: torch.Tensor,
     max_iter: int,
-    bounds: bool,
+    bounds: torch.Tensor,
     exact: bool,
-    stripe: int,
+    stripe: torch.Tensor,
     thread_work: int,
     rtol: float,
     state: dict[str, torch.Tensor | None],
@@ -400,15 +419,16 @@ def fit_many(
     resume: bool,
     threads: int,
 ) -> None:
-    """Fit (or, with ``resume``, go on fitting) the problems of ``x`` (B, N, D) named by
-    ``which`` (all when None) as the single-problem fit does (``tk_fit_many``; see
-    csrc/batch_impl.h). ``state`` holds each problem's buffers, by the kernel's names."""
-    count, n, d = x.shape
+    """Fit (or, with ``resume``, go on fitting) the problems named by ``which`` (all when None)
+    as the single-problem fit does (``tk_fit_many``; see csrc/batch_impl.h). ``bounds`` and
+    ``stripe`` hold each problem's decisions; ``state`` its buffers, by the kernel's names."""
+    p = problems
     _call(
-        "tk_fit_many", x.dtype, count=count, n=n, d=d, k=int(centers.shape[1]), x=x, w=w,
-        centers=centers, u=u, draws=0 if u is None else int(u.shape[1]), trials=trials,
-        dir=direction, tol=tol, max_iter=max_iter, bounds=int(bounds), exact=int(exact),
-        stripe=stripe, thread_work=thread_work, rtol=rtol, which=which,
+        "tk_fit_many", p.dtype, count=p.count, d=p.d, k=int(centers.shape[1]), xs=p.addresses,
+        rows=p.rows, offsets=p.offsets, max_rows=p.max_rows, w=w, centers=centers, u=u,
+        draws=0 if u is None else int(u.shape[1]), trials=trials, dir=direction, tol=tol,
+        max_iter=max_iter, bounds=bounds, exact=int(exact), stripe=stripe,
+        thread_work=thread_work, rtol=rtol, which=which,
         runs=0 if which is None else int(which.numel()), resume=int(resume), nthreads=threads,
         **state,
     )  # fmt: skip

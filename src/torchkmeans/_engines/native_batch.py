@@ -41,30 +41,45 @@ class BatchFit(NamedTuple):
     """What :func:`fit_many` returns (CPU tensors, one entry per problem along dim 0)."""
 
     centers: torch.Tensor  # (B, K, D), the compute dtype
-    labels: torch.Tensor  # (B, N) int64
+    labels: torch.Tensor  # int64, every problem's labels one after the other (sum of N_b,)
     inertia: torch.Tensor  # (B,) float64: the final pass's inertia, summed over clusters
     counts: torch.Tensor  # (B, K) float64: rows of positive weight per cluster
     n_iter: torch.Tensor  # (B,) int64
-    status: torch.Tensor  # (B,) int64: 0 fitted
 
 
-def tolerances(x: torch.Tensor, w: torch.Tensor | None, tol: float) -> torch.Tensor:
+def tolerances(problems: _kernels.Problems, w: torch.Tensor | None, tol: float) -> torch.Tensor:
     """Each problem's absolute tolerance: ``tol`` times the mean over features of its
     (weighted) variance, computed as :func:`torchkmeans._core.data_moments` does."""
-    count, n, d = x.shape
+    count, d = problems.count, problems.d
     first = torch.empty(count, d, dtype=torch.float64)
     s1 = torch.zeros(count, d, dtype=torch.float64)
     s2 = torch.zeros(count, d, dtype=torch.float64)
     total = torch.zeros(count, dtype=torch.float64)
-    _kernels.moments_many(x=x, w=w, first=first, s1=s1, s2=s2, total=total)
+    _kernels.moments_many(problems=problems, w=w, first=first, s1=s1, s2=s2, total=total)
     mean_shift = s1 / total[:, None]
     variance = (s2 / total[:, None] - mean_shift * mean_shift).clamp_min(0.0)
     return variance.mean(dim=1) * tol
 
 
+def _decisions(xs: list[torch.Tensor], k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each problem's bounds and stripe decisions, as the single fit takes them for its size
+    (taken once per distinct row count)."""
+    seen: dict[int, tuple[int, int]] = {}
+    bounds, stripe = [], []
+    for x in xs:
+        n = int(x.shape[0])
+        if n not in seen:
+            source = TensorSource(x, None, device=torch.device("cpu"), dtype=x.dtype, chunk_size=n)
+            use = PRUNE and Bounds.affordable(source)
+            seen[n] = (int(use), STRIPE_ROWS if fused_stripes(source, k) else 0)
+        bounds.append(seen[n][0])
+        stripe.append(seen[n][1])
+    return torch.tensor(bounds, dtype=torch.int64), torch.tensor(stripe, dtype=torch.int64)
+
+
 def fit_many(
-    x: torch.Tensor,
-    w: torch.Tensor | None,
+    xs: list[torch.Tensor],
+    ws: list[torch.Tensor] | None,
     n_clusters: int,
     *,
     centers: torch.Tensor | None,
@@ -72,27 +87,28 @@ def fit_many(
     tol: float,
     max_iter: int,
 ) -> BatchFit:
-    """Fit every problem of ``x``: from ``centers`` (B, K, D) when given, else by k-means++ with
-    each problem's generator drawing what the single-problem fit draws."""
-    count, n, d = x.shape
-    k = n_clusters
-    tol_abs = tolerances(x, w, tol)
+    """Fit every problem (``xs``: contiguous (N_b, D) CPU tensors of one dtype; ``ws``: their
+    weights in that dtype, or None) from ``centers`` (B, K, D) when given, else by k-means++
+    with each problem's generator drawing what the single-problem fit draws."""
+    problems = _kernels.Problems(xs)
+    count, d, k, dtype = problems.count, problems.d, n_clusters, problems.dtype
+    w = None if ws is None else torch.cat(ws).contiguous()
+    tol_abs = tolerances(problems, w, tol)
     u = None
     trials = 2 + int(math.log(k))
     if centers is None:
         assert generators is not None and len(generators) == count
         draws = 1 + (k - 1) * trials
         u = torch.stack([_init.uniform(g, draws, torch.device("cpu")) for g in generators])
-        out = torch.empty(count, k, d, dtype=x.dtype)
+        out = torch.empty(count, k, d, dtype=dtype)
     else:
-        out = centers.to(x.dtype).contiguous().clone()
-    # the decisions of the single-problem fit, taken on problem 0 (all have its shape)
-    first = TensorSource(x[0], None, device=torch.device("cpu"), dtype=x.dtype, chunk_size=n)
-    bounds = PRUNE and Bounds.affordable(first)
+        out = centers.to(dtype).contiguous().clone()
+    bounds, stripe = _decisions(xs, k)
+    n_all = problems.total
     state: dict[str, torch.Tensor | None] = {
-        "labels": torch.empty(count, n, dtype=torch.int64),
-        "dist": torch.empty(count, n, dtype=x.dtype),
-        "lower": torch.empty(count, n, dtype=torch.float64) if bounds else None,
+        "labels": torch.empty(n_all, dtype=torch.int64),
+        "dist": torch.empty(n_all, dtype=dtype),
+        "lower": torch.empty(n_all, dtype=torch.float64) if bool(bounds.any()) else None,
         "drift": torch.zeros(count, dtype=torch.float64),
         "valid": torch.zeros(count, dtype=torch.int64),
         "sums": torch.zeros(count, k, d, dtype=torch.float64),
@@ -105,10 +121,9 @@ def fit_many(
         "status": torch.zeros(count, dtype=torch.int64),
     }
     run = functools.partial(
-        _kernels.fit_many, x=x, w=w, centers=out, u=u, trials=trials,
+        _kernels.fit_many, problems=problems, w=w, centers=out, u=u, trials=trials,
         direction=_init.order_direction(d), tol=tol_abs.contiguous(), max_iter=max_iter,
-        bounds=bounds, exact=d <= EXACT_MAX_D,
-        stripe=STRIPE_ROWS if fused_stripes(first, k) else 0, thread_work=KPP_THREAD_WORK,
+        bounds=bounds, exact=d <= EXACT_MAX_D, stripe=stripe, thread_work=KPP_THREAD_WORK,
         rtol=_init.POTENTIAL_RTOL, state=state,
     )  # fmt: skip
     threads = max(1, torch.get_num_threads())
@@ -122,7 +137,7 @@ def fit_many(
         if pending.numel() == 0:
             break
         for b in pending.tolist():  # refill as the single-problem fit does, then go on
-            relocated[b] = _refill(x, w, b, out, state)
+            relocated[b] = _refill(problems, w, b, out, state)
         run(which=pending, resume=True, threads=min(threads, int(pending.numel())))
     labels, inertia, counts, n_iter = (
         state[key] for key in ("labels", "inertia", "counts", "n_iter")
@@ -131,11 +146,11 @@ def fit_many(
     # each problem's inertia summed as the single fit sums it (a 1-D sum: at large K torch may
     # split it between threads, differently from a row of a 2-D sum)
     total = inertia.sum(dim=1) if k < _ROW_SUM_K else torch.stack([q.sum() for q in inertia])
-    return BatchFit(out, labels, total, counts, n_iter, status)
+    return BatchFit(out, labels, total, counts, n_iter)
 
 
 def _refill(
-    x: torch.Tensor,
+    problems: _kernels.Problems,
     w: torch.Tensor | None,
     b: int,
     centers: torch.Tensor,
@@ -144,10 +159,12 @@ def _refill(
     """Problem ``b``'s empty clusters refilled from the statistics and distances of the pass
     that emptied them (:meth:`NativeLoop.relocate`, on the batch's buffers); returns how many
     were refilled."""
-    n, k = x.shape[1], centers.shape[1]
+    x, k = problems.tensors[b], centers.shape[1]
+    at, n = int(problems.offsets[b]), int(x.shape[0])
     source = TensorSource(
-        x[b], None if w is None else w[b], device=torch.device("cpu"), dtype=x.dtype, chunk_size=n
-    )
+        x, None if w is None else w[at : at + n], device=torch.device("cpu"), dtype=x.dtype,
+        chunk_size=n,
+    )  # fmt: skip
     pc = NATIVE.prepare_centers(centers[b], "euclidean")
     workspace = Workspace(1, k, x.dtype, torch.device("cpu"))
     dist, labels, sums, weights, counts, inertia = (
@@ -155,8 +172,8 @@ def _refill(
     )
     assert dist is not None and labels is not None and sums is not None
     assert weights is not None and counts is not None and inertia is not None
-    workspace.distances, workspace.distances_for = dist[b], pc
+    workspace.distances, workspace.distances_for = dist[at : at + n], pc
     stats = LloydStats(
         sums[b], weights[b], counts[b], inertia[b], torch.zeros((), dtype=torch.int64)
     )
-    return relocate_empty_clusters(stats, source, pc, workspace, SINGLE, labels[b])
+    return relocate_empty_clusters(stats, source, pc, workspace, SINGLE, labels[at : at + n])

@@ -1,5 +1,7 @@
-/* Many independent problems of the same shape (B, n, d), each fitted exactly as one problem is
- * (included by lloyd_impl.h once per type, after the kernels it drives).
+/* Many independent problems of d features (rows[p] rows each: one shape or ragged), each fitted
+ * exactly as one problem is (included by lloyd_impl.h once per type, after the kernels it
+ * drives). Problem p's rows are xs[p] (contiguous, rows[p] x d); its per-row arrays (weights,
+ * labels, distances, bounds) start at offsets[p] in flat arrays of all problems' rows.
  *
  *   tk_moments_many: the data moments of every problem (tk_moments over its rows, shifted by
  *                    its first row), for the caller to turn into each problem's tolerance.
@@ -20,16 +22,19 @@
  */
 
 typedef struct {
-    int64_t count, n, d, k;
-    const T *x, *w;
+    int64_t count, d, k, max_rows;
+    const T *const *xs;
+    const int64_t *rows, *offsets;
+    const T *w;
     T *centers;
     const double *u;
     int64_t draws, trials;
     const double *dir;
     const double *tol;
     int64_t max_iter;
-    int bounds, exact;
-    int64_t stripe, thread_work;
+    const int64_t *bounds, *stripe; /* per problem: the single fit's decisions for its size */
+    int exact;
+    int64_t thread_work;
     double rtol;
     /* each problem's state, kept between calls */
     int64_t *labels;
@@ -70,13 +75,14 @@ static void SUF(batch_free)(SUF(batch_buffers) * b) {
 /* One problem, as _core.fit runs it with n_init = 1 (_lloyd_native's loop of tk_lloyd calls,
  * then the final pass); returns its status. */
 static int64_t SUF(fit_one)(const SUF(batch_args) * a, int64_t p, SUF(batch_buffers) * buf) {
-    const int64_t n = a->n, d = a->d, k = a->k;
-    const T *x = a->x + p * n * d;
-    const T *w = a->w ? a->w + p * n : NULL;
+    const int64_t n = a->rows[p], d = a->d, k = a->k, at = a->offsets[p];
+    const T *x = a->xs[p];
+    const T *w = a->w ? a->w + at : NULL;
     T *centers = a->centers + p * k * d;
-    int64_t *labels = a->labels + p * n;
-    T *dist = a->dist + p * n;
-    double *lower = a->bounds ? a->lower + p * n : NULL;
+    int64_t *labels = a->labels + at;
+    T *dist = a->dist + at;
+    double *lower = a->bounds[p] ? a->lower + at : NULL;
+    const int64_t stripe = a->stripe[p];
     double *sums = a->sums + p * k * d, *weights = a->weights + p * k;
     double *counts = a->counts + p * k, *inertia = a->inertia + p * k;
     int mode = TK_MODE_ITERATE;
@@ -104,7 +110,7 @@ static int64_t SUF(fit_one)(const SUF(batch_args) * a, int64_t p, SUF(batch_buff
             a->max_iter - it < TK_LOOP_CALL ? a->max_iter - it : (int64_t)TK_LOOP_CALL;
         const int64_t done = SUF(tk_lloyd)(
             n, d, k, x, d, w, centers, labels, dist, lower, &a->drift[p], &a->valid[p],
-            a->exact, 1, 1, a->stripe, mode, steps, a->tol[p], given_changed, given_relocated,
+            a->exact, 1, 1, stripe, mode, steps, a->tol[p], given_changed, given_relocated,
             sums, weights, counts, inertia, buf->hist, &status);
         if (done < 0) return TK_BATCH_NO_MEMORY;
         mode = TK_MODE_ITERATE;
@@ -120,7 +126,7 @@ static int64_t SUF(fit_one)(const SUF(batch_args) * a, int64_t p, SUF(batch_buff
     /* (the centers are already of the output dtype: the caller computes in it) */
     const int64_t done = SUF(tk_lloyd)(
         n, d, k, x, d, w, centers, labels, dist, lower, &a->drift[p], &a->valid[p], a->exact,
-        1, 1, a->stripe, TK_MODE_ASSIGN, 1, 0.0, 0, 0, sums, weights, counts, inertia,
+        1, 1, stripe, TK_MODE_ASSIGN, 1, 0.0, 0, 0, sums, weights, counts, inertia,
         buf->hist, &status);
     return done < 0 ? TK_BATCH_NO_MEMORY : TK_BATCH_DONE;
 }
@@ -128,7 +134,7 @@ static int64_t SUF(fit_one)(const SUF(batch_args) * a, int64_t p, SUF(batch_buff
 static void *SUF(batch_worker)(void *arg) {
     SUF(batch_args) *a = (SUF(batch_args) *)arg;
     SUF(batch_buffers) buf;
-    const int ok = SUF(batch_alloc)(&buf, a->n, a->k);
+    const int ok = SUF(batch_alloc)(&buf, a->max_rows, a->k);
     for (;;) {
         const int64_t i = __atomic_fetch_add(&a->next, 1, __ATOMIC_RELAXED);
         if (i >= a->runs) break;
@@ -141,42 +147,47 @@ static void *SUF(batch_worker)(void *arg) {
 
 static void *SUF(batch_pointer_worker)(void *p) { return SUF(batch_worker)(*(void **)p); }
 
-/* The data moments of each of count problems of n rows: s1, s2 (count, d) and total (count)
- * start at zero; first (count, d) gets each problem's first row in float64. */
-void SUF(tk_moments_many)(int64_t count, int64_t n, int64_t d, const T *x, const T *w,
-                          double *first, double *s1, double *s2, double *total) {
+/* The data moments of each of count problems (xs, rows, offsets as for tk_fit_many): s1, s2
+ * (count, d) and total (count) start at zero; first (count, d) gets each problem's first row
+ * in float64. */
+void SUF(tk_moments_many)(int64_t count, int64_t d, const T *const *xs, const int64_t *rows,
+                          const int64_t *offsets, const T *w, double *first, double *s1,
+                          double *s2, double *total) {
     for (int64_t p = 0; p < count; p++) {
-        const T *xp = x + p * n * d;
+        const T *xp = xs[p];
         for (int64_t j = 0; j < d; j++) first[p * d + j] = (double)xp[j];
-        SUF(tk_moments)(n, d, xp, d, w ? w + p * n : NULL, first + p * d, s1 + p * d,
+        SUF(tk_moments)(rows[p], d, xp, d, w ? w + offsets[p] : NULL, first + p * d, s1 + p * d,
                         s2 + p * d, total + p);
     }
 }
 
-/* Fit count problems (see the header) on up to nthreads threads. x (count, n, d) and w (count,
- * n) are contiguous; centers (count, k, d) hold the initial centers when u is NULL and receive
- * the fitted ones; u (count, draws) are the uniform draws of k-means++ with trials local
- * trials; tol (count) the absolute tolerances. State per problem, kept between calls: labels
- * and dist (count, n), lower (count, n, or NULL without bounds), drift, valid, the statistics
- * sums (count, k, d), weights, counts and inertia (count, k) (after the final pass: its
- * weights, counts and inertia per cluster), changed (count: out, the changed count of a pass
- * that left a cluster empty), relocated (count: in, clusters refilled since), n_iter and
- * status (count). which (runs indices, or NULL: every problem) says which problems run;
- * resume = 1 finishes their interrupted iteration. */
-void SUF(tk_fit_many)(int64_t count, int64_t n, int64_t d, int64_t k, const T *x, const T *w,
+/* Fit count problems (see the header) on up to nthreads threads. xs, rows, offsets: the
+ * problems' rows (max_rows at most); w: their weights (flat, or NULL); centers (count, k, d)
+ * hold the initial centers when u is NULL and receive the fitted ones; u (count, draws) are
+ * the uniform draws of k-means++ with trials local trials; tol (count) the absolute
+ * tolerances; bounds and stripe (count) the single fit's decisions for each problem's size.
+ * State per problem, kept between calls: labels and dist (flat), lower (flat; used where
+ * bounds[p]), drift, valid, the statistics sums (count, k, d), weights, counts and inertia
+ * (count, k) (after the final pass: its weights, counts and inertia per cluster), changed
+ * (count: out, the changed count of a pass that left a cluster empty), relocated (count: in,
+ * clusters refilled since), n_iter and status (count). which (runs indices, or NULL: every
+ * problem) says which problems run; resume = 1 finishes their interrupted iteration. */
+void SUF(tk_fit_many)(int64_t count, int64_t d, int64_t k, const T *const *xs,
+                      const int64_t *rows, const int64_t *offsets, int64_t max_rows, const T *w,
                       T *centers, const double *u, int64_t draws, int64_t trials,
-                      const double *dir, const double *tol, int64_t max_iter, int bounds,
-                      int exact, int64_t stripe, int64_t thread_work, double rtol,
-                      int64_t *labels, T *dist, double *lower, double *drift, int64_t *valid,
-                      double *sums, double *weights, double *counts, double *inertia,
-                      int64_t *changed, const int64_t *relocated, int64_t *n_iter,
-                      int64_t *status, const int64_t *which, int64_t runs, int resume,
-                      int nthreads) {
+                      const double *dir, const double *tol, int64_t max_iter,
+                      const int64_t *bounds, int exact, const int64_t *stripe,
+                      int64_t thread_work, double rtol, int64_t *labels, T *dist, double *lower,
+                      double *drift, int64_t *valid, double *sums, double *weights,
+                      double *counts, double *inertia, int64_t *changed,
+                      const int64_t *relocated, int64_t *n_iter, int64_t *status,
+                      const int64_t *which, int64_t runs, int resume, int nthreads) {
     SUF(batch_args) shared = {
-        count,   n,       d,       k,      x,       w,        centers,  u,       draws,
-        trials,  dir,     tol,     max_iter, bounds, exact,   stripe,   thread_work, rtol,
-        labels,  dist,    lower,   drift,  valid,   sums,     weights,  counts,  inertia,
-        changed, relocated, n_iter, status, which,  which ? runs : count, resume, 0};
+        count,  d,       k,       max_rows, xs,       rows,      offsets, w,       centers,
+        u,      draws,   trials,  dir,      tol,      max_iter,  bounds,  stripe,  exact,
+        thread_work, rtol, labels, dist,    lower,    drift,     valid,   sums,    weights,
+        counts, inertia, changed, relocated, n_iter,  status,    which,   which ? runs : count,
+        resume, 0};
     SUF(batch_args) *args[64];
     if (nthreads < 1) nthreads = 1;
     if (nthreads > 64) nthreads = 64;
