@@ -28,9 +28,11 @@ import numpy as np
 import torch
 
 from . import _validation as v
-from ._engines import dispatch
+from ._engines import dispatch, native_batch
 from ._functional import kmeans
-from ._params import check_params, make_generator, warn
+from ._init import random_rows_
+from ._params import check_params, compute_dtype, make_generator, warn
+from ._sources import TensorSource
 from .exceptions import ConvergenceWarning, DataError, TorchKMeansError
 
 # The dtypes the native batch engine fits in.
@@ -296,11 +298,6 @@ def _native_together(
     problem and names it in its errors; the checks here only route (they never raise) and make
     no temporary of the data's size.
     """
-    from ._engines import native_batch
-    from ._init import random_rows_
-    from ._params import compute_dtype
-    from ._sources import TensorSource
-
     random_init = isinstance(init, str) and init == "random"
     if not (n_init == 1 or (n_init == "auto" and not random_init)):
         return None
