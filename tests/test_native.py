@@ -163,39 +163,55 @@ def _brute(X, centers):
     return ((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
 
 
+def _both_engines_plusplus(monkeypatch, X, k, **kw):
+    got = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("TORCHKMEANS_NATIVE", flag)
+        got.append(kmeans_plusplus(X, k, **kw))
+    return got
+
+
 @needs_native
-@pytest.mark.parametrize("d", [3, 33])
-@pytest.mark.parametrize("weighted", [False, True])
-def test_native_kmeans_plusplus_step_is_exact(d, weighted):
-    """Gains (potential drops) of candidates and the update of closest distances, with the
-    triangle-inequality skips, equal brute force."""
-    rng = np.random.default_rng(6)
-    X = torch.as_tensor(_blobs(3000, d, 20, np.float64, seed=6))
-    chosen = X[rng.choice(3000, 15, replace=False)].contiguous()
-    cand = X[rng.choice(3000, 6, replace=False)].contiguous()
-    dist = _brute(X.numpy(), chosen.numpy())
-    closest = torch.as_tensor(dist.min(axis=1)).contiguous()
-    assign = torch.as_tensor(dist.argmin(axis=1)).contiguous()
-    w = torch.as_tensor(rng.random(3000)) if weighted else None
-    gain = torch.zeros(6, dtype=torch.float64)
-    _kernels.kmeans_plusplus_step(
-        x=X, w=w, candidates=cand, centers=chosen, closest=closest, assign=assign, new_id=0,
-        mode=0, gain=gain, threads=2,
-    )  # fmt: skip
-    dc = _brute(X.numpy(), cand.numpy())
-    drop = np.maximum(0.0, closest.numpy()[:, None] - dc)
-    if w is not None:
-        drop *= w.numpy()[:, None]
-    np.testing.assert_allclose(gain.numpy(), drop.sum(axis=0), rtol=1e-10)
-    # add candidate 2 as center 15
-    _kernels.kmeans_plusplus_step(
-        x=X, w=None, candidates=cand[2:3].contiguous(), centers=chosen, closest=closest,
-        assign=assign, new_id=15, mode=1, gain=gain, threads=2,
-    )  # fmt: skip
-    full = np.concatenate([dist, dc[:, 2:3]], axis=1)
-    np.testing.assert_allclose(closest.numpy(), full.min(axis=1), rtol=1e-12, atol=1e-12)
-    better = dc[:, 2] < dist.min(axis=1)
-    np.testing.assert_array_equal(assign.numpy()[better], 15)
+@pytest.mark.parametrize(
+    "d,trials,weights",
+    [
+        (40, None, "none"),  # scored by the GEMM identity, winners read from capture flags
+        (40, None, "zeros"),  # rows of weight 0 are never read, never drawn
+        (40, 35, "none"),  # more trials than the flags hold: the winner's pass checks bounds
+        (9, 35, "random"),  # exact scoring without flags
+        (17, None, "random"),  # just above the exact scoring's limit
+    ],
+)
+def test_native_kmeans_plusplus_is_the_torch_seeding(d, trials, weights, monkeypatch):
+    """The pruned native seeding (triangle-inequality skips, candidate kernel, capture flags,
+    sum-tree draws) picks the centers the plain torch loop picks, on blobs with 60 centers in
+    several work items of rows."""
+    X = _blobs(9000, d, 60, np.float64, seed=11)
+    rng = np.random.default_rng(12)
+    sw = None
+    if weights == "random":
+        sw = rng.random(9000) + 0.05
+    elif weights == "zeros":
+        sw = rng.integers(0, 3, 9000).astype(float)
+    native, torch_ = _both_engines_plusplus(
+        monkeypatch, X, 60, sample_weight=sw, random_state=4, n_local_trials=trials
+    )
+    np.testing.assert_array_equal(native[1], torch_[1])
+    np.testing.assert_allclose(native[0], torch_[0])
+    if sw is not None:
+        assert (sw[native[1]] > 0).all()
+
+
+@needs_native
+def test_native_kmeans_plusplus_on_repeated_rows_at_high_dimension(monkeypatch):
+    """Rows on a center have distance exactly zero in the native seeding (the winner's
+    distances are exact differences, not the identity), so once every distinct row is a center
+    the rest are drawn by weight, as in the torch loop."""
+    base = _blobs(5, 48, 5, np.float64, seed=13)
+    X = np.repeat(base, [40, 30, 20, 7, 3], axis=0)
+    native, torch_ = _both_engines_plusplus(monkeypatch, X, 9, random_state=2)
+    np.testing.assert_array_equal(native[1], torch_[1])
+    assert len({tuple(r) for r in native[0]}) == 5
 
 
 @needs_native

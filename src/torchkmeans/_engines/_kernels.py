@@ -60,11 +60,6 @@ _SIGNATURES: dict[str, tuple[Any, list[tuple[str, Any]]]] = {
     "tk_order": (_int, [
         ("n", _i64), ("d", _i64), ("x", _p), ("ldx", _i64), ("dir", _p), ("order", _p),
     ]),
-    "tk_kpp": (_int, [
-        ("n", _i64), ("d", _i64), ("x", _p), ("ldx", _i64), ("w", _p), ("cand", _p),
-        ("m", _i64), ("centers", _p), ("kc", _i64), ("closest", _p), ("assign", _p),
-        ("new_id", _i64), ("mode", _int), ("gain", _p), ("nthreads", _int),
-    ]),
     "tk_kpp_all": (_int, [
         ("n", _i64), ("d", _i64), ("x", _p), ("ldx", _i64), ("w", _p), ("order", _p),
         ("u", _p), ("k", _i64), ("t", _i64), ("centers", _p), ("indices", _p),
@@ -107,7 +102,7 @@ _SIGNATURES: dict[str, tuple[Any, list[tuple[str, Any]]]] = {
 # Kernels whose integer result is negative (or, for the int ones, non-zero) when a buffer could
 # not be allocated.
 _FAILS_BELOW_ZERO = {"tk_pass", "tk_lloyd"}
-_FAILS_NON_ZERO = {"tk_gaps", "tk_order", "tk_kpp", "tk_kpp_all"}
+_FAILS_NON_ZERO = {"tk_gaps", "tk_order", "tk_kpp_all"}
 
 
 class Mode(enum.IntEnum):
@@ -341,28 +336,6 @@ def kmeans_plusplus(
         "tk_kpp_all", x.dtype, n=n, d=d, x=x, ldx=_row_stride(x), w=w, order=order, u=u,
         k=n_clusters, t=n_local_trials, centers=centers, indices=indices, rtol=rtol,
         nthreads=threads, thread_work=thread_work,
-    )  # fmt: skip
-
-
-def kmeans_plusplus_step(
-    *,
-    x: torch.Tensor,
-    w: torch.Tensor | None,
-    candidates: torch.Tensor,
-    centers: torch.Tensor,
-    closest: torch.Tensor,
-    assign: torch.Tensor,
-    new_id: int,
-    mode: int,
-    gain: torch.Tensor | None,
-    threads: int,
-) -> None:
-    """One step of k-means++ (``tk_kpp``; tests check it against brute force)."""
-    n, d = x.shape
-    _call(
-        "tk_kpp", x.dtype, n=n, d=d, x=x, ldx=_row_stride(x), w=w, cand=candidates,
-        m=candidates.shape[0], centers=centers, kc=centers.shape[0], closest=closest,
-        assign=assign, new_id=new_id, mode=mode, gain=gain, nthreads=threads,
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@
 #define TK_CONSTANTS_H
 
 /* Version of the calling convention; the loader refuses a library that reports another. */
-#define TK_ABI_VERSION 7
+#define TK_ABI_VERSION 8
 /* Relative safety margin of the pruning tests (rounding in the distances and bounds). */
 #define TK_PRUNE_MARGIN 1e-5
 /* Up to this many features, rows are scored by exact differences ||x - c||^2; above, by the
