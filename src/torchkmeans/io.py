@@ -174,8 +174,10 @@ def _read_header(path: Path) -> dict[str, Any]:
     from .exceptions import ModelFileError
 
     try:
-        size = path.stat().st_size
         with open(path, "rb") as f:
+            # the size of the file opened (a path's stat could be of the file an atomic save
+            # replaces in between)
+            size = os.fstat(f.fileno()).st_size
             head = f.read(9)
             # a safetensors file: 8-byte header length, then the JSON header's "{"; a pickle
             # starts with the PROTO opcode 0x80, a torch.save zip file with "PK"
