@@ -221,7 +221,8 @@ typedef struct {
     int64_t ldx;
     const T *w;
     const T *cand;      /* (m, d) candidates as given; mode 1: the winner; mode 2: the first */
-    const T *cand_t;    /* (d, nv VL) the candidates transposed (shifted for the identity) */
+    const T *cand_t;    /* the candidates by vector block, feature, lane (see cand_scores),
+                         * shifted for the identity */
     const T *csq;       /* (m) their squared norms */
     const T *shift;     /* (d) */
     const double *reach; /* per center: a row is read when closest > reach[its center] */
@@ -240,32 +241,36 @@ typedef struct {
 #define KPP_ROWS 8
 #define KPP_NB 2
 
-/* Scores of KPP_ROWS rows (xr[r]: d values each) against the candidates held transposed in
- * ct (feature f's values of candidates [v VL, (v + 1) VL) at ct + (f nv + v) VL), vectors
- * [v0, v0 + nb) of them: out + (r nv + v) VL gets ||x - c||^2 lane by lane (exact), or x.c.
- * Candidates run along the SIMD lanes and each feature of a row is broadcast: rows are read
- * as they lie. */
-static inline __attribute__((always_inline)) void SUF(cand_scores)(const T *const *xr,
-                                                                  const T *ct, int64_t nv,
-                                                                  int64_t v0, const int nb,
-                                                                  T *out, const int exact,
-                                                                  const int64_t d) {
+/* Scores of the KPP_ROWS rows of a panel against candidate vectors [v0, v0 + nb). The panel
+ * holds the rows' features in blocks of 4 (pan[(f / 4) 4 KPP_ROWS + 4 r + f % 4], dp features,
+ * zero beyond d); ct holds the candidates by vector block, feature, lane (ct[(v dp + f) VL + l],
+ * candidate v VL + l). out + (r nv + v) VL gets ||x - c||^2 lane by lane (exact), or x.c.
+ * Candidates run along the SIMD lanes and each feature of a row is broadcast; every address in
+ * the loop is a fixed offset from two pointers. */
+static inline __attribute__((always_inline)) void SUF(cand_scores)(const T *pan, const T *ct,
+                                                                  int64_t nv, int64_t v0,
+                                                                  const int nb, T *out,
+                                                                  const int exact,
+                                                                  const int64_t dp) {
     enum { VL = SUF(VL) };
     typedef SUF(vec) V;
     V acc[KPP_ROWS][KPP_NB];
     for (int r = 0; r < KPP_ROWS; r++)
         for (int b = 0; b < nb; b++) acc[r][b] = (V){0};
-    for (int64_t f = 0; f < d; f++) {
-        V cv[KPP_NB];
-        for (int b = 0; b < nb; b++) cv[b] = SUF(vload)(ct + (f * nv + v0 + b) * VL);
-        for (int r = 0; r < KPP_ROWS; r++) {
-            const T xf = xr[r][f];
-            for (int b = 0; b < nb; b++) {
-                if (exact) {
-                    const V e = cv[b] - xf;
-                    acc[r][b] += e * e;
-                } else {
-                    acc[r][b] += cv[b] * xf;
+    const T *cp = ct + v0 * dp * VL;
+    for (int64_t fb = 0; fb < dp; fb += 4, pan += 4 * KPP_ROWS, cp += 4 * VL) {
+        for (int u = 0; u < 4; u++) {
+            V cv[KPP_NB];
+            for (int b = 0; b < nb; b++) cv[b] = SUF(vload)(cp + (b * dp + u) * VL);
+            for (int r = 0; r < KPP_ROWS; r++) {
+                const T xf = pan[4 * r + u];
+                for (int b = 0; b < nb; b++) {
+                    if (exact) {
+                        const V e = cv[b] - xf;
+                        acc[r][b] += e * e;
+                    } else {
+                        acc[r][b] += cv[b] * xf;
+                    }
                 }
             }
         }
@@ -293,11 +298,12 @@ static inline __attribute__((always_inline)) int SUF(kpp_gains)(const SUF(kpp_ar
     enum { VL = SUF(VL), Q = SUF(VL) / 4 };
     typedef SUF(vec) V;
     const int64_t m = a->m, nv = (m + VL - 1) / VL;
-    T *buf = exact ? NULL : (T *)malloc((size_t)(KPP_ROWS * d) * sizeof(T));
+    const int64_t dp = (d + 3) / 4 * 4;
+    T *pan = (T *)calloc((size_t)(KPP_ROWS * dp), sizeof(T));
     T *sc = (T *)malloc((size_t)(KPP_ROWS * nv * VL) * sizeof(T));
     tk_v4d *gacc = (tk_v4d *)aligned_alloc(sizeof(tk_v4d), (size_t)(nv * Q) * sizeof(tk_v4d));
-    if ((!exact && !buf) || !sc || !gacc) {
-        free(buf);
+    if (!pan || !sc || !gacc) {
+        free(pan);
         free(sc);
         free(gacc);
         return -1;
@@ -306,9 +312,9 @@ static inline __attribute__((always_inline)) int SUF(kpp_gains)(const SUF(kpp_ar
     /* a flag's margin: the kernel's rounding (either way) relative to the sizes involved */
     const double rel = 2.0 * (double)(d + 4) * T_EPS;
     const uint32_t valid = m >= 32 ? 0xffffffffu : ((uint32_t)1 << m) - 1;
-    const T *xr[KPP_ROWS];
     int64_t rows[KPP_ROWS];
     T xsq[KPP_ROWS];
+    const T zero4[1] = {0};
     int64_t i = r0;
     while (i < r1) {
         int n = 0;
@@ -317,23 +323,23 @@ static inline __attribute__((always_inline)) int SUF(kpp_gains)(const SUF(kpp_ar
                 if (a->flags) a->flags[i] = 0;
                 continue;
             }
+            /* into the panel: as given (exact), or shifted with its squared norm */
             const T *src = a->x + i * a->ldx;
-            if (exact) {
-                xr[n] = src;
-            } else {
-                T *dst = buf + n * d;
-                for (int64_t f = 0; f < d; f++) dst[f] = src[f] - a->shift[f];
-                xsq[n] = SUF(sqnorm)(dst, d);
-                xr[n] = dst;
-            }
+            const T *sh = exact ? zero4 : a->shift;
+            const int64_t shs = exact ? 0 : 1;
+            T *dst = pan + 4 * n;
+            int64_t f = 0;
+            for (; f + 4 <= d; f += 4, dst += 4 * KPP_ROWS)
+                for (int u = 0; u < 4; u++) dst[u] = src[f + u] - sh[(f + u) * shs];
+            for (int u = 0; f + u < d; u++) dst[u] = src[f + u] - sh[(f + u) * shs];
+            if (!exact) xsq[n] = SUF(sqdist)(src, a->shift, d);
             rows[n++] = i;
         }
         if (n == 0) continue;
-        for (int r = n; r < KPP_ROWS; r++) xr[r] = xr[0];
         int64_t v = 0;
         for (; v + KPP_NB <= nv; v += KPP_NB)
-            SUF(cand_scores)(xr, a->cand_t, nv, v, KPP_NB, sc, exact, d);
-        for (; v < nv; v++) SUF(cand_scores)(xr, a->cand_t, nv, v, 1, sc, exact, d);
+            SUF(cand_scores)(pan, a->cand_t, nv, v, KPP_NB, sc, exact, dp);
+        for (; v < nv; v++) SUF(cand_scores)(pan, a->cand_t, nv, v, 1, sc, exact, dp);
         for (int r = 0; r < n; r++) {
             const int64_t row = rows[r];
             const double c = a->closest[row];
@@ -364,7 +370,7 @@ static inline __attribute__((always_inline)) int SUF(kpp_gains)(const SUF(kpp_ar
         }
     }
     for (int64_t j = 0; j < m; j++) g[j] = gacc[j / 4][j % 4];
-    free(buf);
+    free(pan);
     free(sc);
     free(gacc);
     return 0;
@@ -478,8 +484,8 @@ int SUF(tk_kpp_all)(int64_t n, int64_t d, const T *x, int64_t ldx, const T *w,
     double *gain = (double *)malloc((size_t)(items * m) * sizeof(double));
     double *pot = (double *)malloc((size_t)m * sizeof(double));
     T *cand = (T *)malloc((size_t)(m * d) * sizeof(T));
-    const int64_t nvl = (m + SUF(VL) - 1) / SUF(VL) * SUF(VL);
-    T *cand_t = (T *)calloc((size_t)(nvl * d), sizeof(T));
+    const int64_t nvl = (m + SUF(VL) - 1) / SUF(VL) * SUF(VL), dp = (d + 3) / 4 * 4;
+    T *cand_t = (T *)calloc((size_t)(nvl * dp), sizeof(T));
     T *csq = (T *)malloc((size_t)nvl * sizeof(T));
     int64_t *cand_index = (int64_t *)malloc((size_t)m * sizeof(int64_t));
     int status = -1;
@@ -515,8 +521,9 @@ int SUF(tk_kpp_all)(int64_t n, int64_t d, const T *x, int64_t ldx, const T *w,
             cand_index[j] = total > 0 ? order[tk_masses_draw(&masses, draws[j])]
                                       : SUF(draw_by_weight)(n, w, order, draws[j]);
             memcpy(cand + j * d, x + cand_index[j] * ldx, (size_t)d * sizeof(T));
+            T *ct = cand_t + (j / SUF(VL)) * dp * SUF(VL) + j % SUF(VL);
             for (int64_t f = 0; f < d; f++)
-                cand_t[f * nvl + j] = exact ? cand[j * d + f] : cand[j * d + f] - centers[f];
+                ct[f * SUF(VL)] = exact ? cand[j * d + f] : cand[j * d + f] - centers[f];
             csq[j] = SUF(sqdist)(cand + j * d, centers, d);
         }
         /* cc = ||cand - center||^2 / 4, less a margin for rounding: a candidate with cc at
