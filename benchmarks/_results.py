@@ -12,6 +12,7 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 ORDER = (
     "lloyd",
     "seeding",
+    "default-fit",
     "quality",
     "out-of-core",
     "minibatch",

@@ -69,9 +69,12 @@ def run_torchkmeans(X, init, iters, device):
     return np.asarray(km.cluster_centers_), km.n_iter_
 
 
-def _sklearn(algorithm: str) -> Runner:
+def _sklearn(algorithm: str, intel: bool = False) -> Runner:
     def run(X, init, iters, device):
-        from sklearn.cluster import KMeans
+        if intel:  # scikit-learn-intelex: oneDAL's k-means behind scikit-learn's API
+            from sklearnex.cluster import KMeans
+        else:
+            from sklearn.cluster import KMeans
 
         km = KMeans(
             init.shape[0], init=init, n_init=1, max_iter=iters, tol=0.0, algorithm=algorithm
@@ -168,6 +171,7 @@ RUNNERS: dict[str, Runner] = {
     "torchkmeans": run_torchkmeans,
     "sklearn-lloyd": _sklearn("lloyd"),
     "sklearn-elkan": _sklearn("elkan"),
+    "sklearnex": _sklearn("lloyd", intel=True),
     "faiss": run_faiss,
     "fast-pytorch-kmeans": run_fast_pytorch_kmeans,
     "kmeans-pytorch": run_kmeans_pytorch,
@@ -187,6 +191,10 @@ def _fit_fn(peer: str):
         from sklearn.cluster import KMeans as SkKMeans
 
         return lambda X, seed, device: SkKMeans(k, random_state=seed).fit(X)
+    if peer == "sklearnex":
+        from sklearnex.cluster import KMeans as ExKMeans
+
+        return lambda X, seed, device: ExKMeans(k, random_state=seed).fit(X)
     return None
 
 
