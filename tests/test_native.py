@@ -9,7 +9,7 @@ import torch
 from torchkmeans import KMeans, kmeans_plusplus
 from torchkmeans._bounds import Bounds, Workspace
 from torchkmeans._distance import PreparedCenters
-from torchkmeans._engines import _kernels, _library
+from torchkmeans._engines import _library
 from torchkmeans._engines.dispatch import engine_for
 from torchkmeans._engines.native_engine import NativeEngine
 from torchkmeans._engines.torch_engine import half_gaps
