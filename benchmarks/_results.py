@@ -13,6 +13,7 @@ ORDER = (
     "lloyd",
     "seeding",
     "default-fit",
+    "tradeoff",
     "quality",
     "out-of-core",
     "minibatch",
