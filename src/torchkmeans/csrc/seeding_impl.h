@@ -291,23 +291,15 @@ static inline uint32_t SUF(mask4)(tk_v4l m) {
 
 /* Mode 0 over rows [r0, r1): the gains of the m candidates (g, from zero; each the sum over
  * the rows in order) and the capture flags. */
-static inline __attribute__((always_inline)) int SUF(kpp_gains)(const SUF(kpp_args) *a,
-                                                               int64_t r0, int64_t r1,
-                                                               double *g, const int exact,
-                                                               const int64_t d) {
+static inline __attribute__((always_inline)) void SUF(kpp_gains)(const SUF(kpp_args) *a,
+                                                                int64_t r0, int64_t r1,
+                                                                double *g, T *pan, T *sc,
+                                                                tk_v4d *gacc, const int exact,
+                                                                const int64_t d) {
     enum { VL = SUF(VL), Q = SUF(VL) / 4 };
     typedef SUF(vec) V;
     const int64_t m = a->m, nv = (m + VL - 1) / VL;
     const int64_t dp = (d + 3) / 4 * 4;
-    T *pan = (T *)calloc((size_t)(KPP_ROWS * dp), sizeof(T));
-    T *sc = (T *)malloc((size_t)(KPP_ROWS * nv * VL) * sizeof(T));
-    tk_v4d *gacc = (tk_v4d *)aligned_alloc(sizeof(tk_v4d), (size_t)(nv * Q) * sizeof(tk_v4d));
-    if (!pan || !sc || !gacc) {
-        free(pan);
-        free(sc);
-        free(gacc);
-        return -1;
-    }
     for (int64_t q = 0; q < nv * Q; q++) gacc[q] = (tk_v4d){0};
     /* a flag's margin: the kernel's rounding (either way) relative to the sizes involved */
     const double rel = 2.0 * (double)(d + 4) * T_EPS;
@@ -356,6 +348,7 @@ static inline __attribute__((always_inline)) int SUF(kpp_gains)(const SUF(kpp_ar
                     const tk_v4d dd = {es[4 * h], es[4 * h + 1], es[4 * h + 2], es[4 * h + 3]};
                     const tk_v4l lt = dd < cv;
                     gacc[v2 * Q + h] += (tk_v4d)((tk_v4l)(wv * (cv - dd)) & lt);
+                    if (!a->flags) continue; /* (more candidates than the flags hold) */
                     tk_v4d room;
                     if (exact) {
                         room = cv * rel;
@@ -370,24 +363,34 @@ static inline __attribute__((always_inline)) int SUF(kpp_gains)(const SUF(kpp_ar
         }
     }
     for (int64_t j = 0; j < m; j++) g[j] = gacc[j / 4][j % 4];
-    free(pan);
-    free(sc);
-    free(gacc);
-    return 0;
 }
 
 static void *SUF(kpp_worker)(void *arg) {
     SUF(kpp_args) *a = (SUF(kpp_args) *)arg;
-    const int64_t d = a->d;
+    enum { VL = SUF(VL) };
+    const int64_t d = a->d, nv = (a->m + VL - 1) / VL;
+    /* mode 0's buffers, once per thread: a panel of rows, their scores, the gain sums */
+    T *pan = NULL, *sc = NULL;
+    tk_v4d *gacc = NULL;
+    if (a->mode == 0) {
+        pan = (T *)calloc((size_t)(KPP_ROWS * ((d + 3) / 4 * 4)), sizeof(T));
+        sc = (T *)malloc((size_t)(KPP_ROWS * nv * VL) * sizeof(T));
+        gacc = (tk_v4d *)aligned_alloc(sizeof(tk_v4d), (size_t)(nv * VL / 4) * sizeof(tk_v4d));
+        if (!pan || !sc || !gacc) {
+            a->failed = 1;
+            goto done;
+        }
+    }
     for (;;) {
         const int64_t it = __atomic_fetch_add(a->next, 1, __ATOMIC_RELAXED);
         if (it >= a->items) break;
         const int64_t r0 = it * KPP_ITEM, r1 = r0 + KPP_ITEM < a->n ? r0 + KPP_ITEM : a->n;
         if (a->mode == 0) {
             double *g = a->gain + it * a->m;
-            const int bad = a->exact ? SUF(kpp_gains)(a, r0, r1, g, 1, d)
-                                     : SUF(kpp_gains)(a, r0, r1, g, 0, d);
-            if (bad) a->failed = 1;
+            if (a->exact)
+                SUF(kpp_gains)(a, r0, r1, g, pan, sc, gacc, 1, d);
+            else
+                SUF(kpp_gains)(a, r0, r1, g, pan, sc, gacc, 0, d);
             continue;
         }
         if (a->mode == 2) {
@@ -421,6 +424,10 @@ static void *SUF(kpp_worker)(void *arg) {
             tk_masses_set(a->masses, a->pos[i], w ? e * (double)w[i] : e);
         }
     }
+done:
+    free(pan);
+    free(sc);
+    free(gacc);
     return NULL;
 }
 
