@@ -55,28 +55,27 @@ def dataset(name: str, quick: bool) -> tuple[np.ndarray, int]:
     raise ValueError(name)
 
 
+# the settings scikit-learn's API offers every library that follows it
+SKLEARN_SETTINGS: list[tuple[str, dict[str, Any]]] = [
+    ("default", {}),
+    ("max_iter=20", {"max_iter": 20}),
+    ("max_iter=10", {"max_iter": 10}),
+    ("max_iter=5", {"max_iter": 5}),
+    ("tol=1e-2", {"tol": 1e-2}),
+]
+
+
 def settings(library: str, n: int, k: int) -> list[tuple[str, dict[str, Any]]]:
     if library == "torchkmeans":
         small = min(n, max(20 * k, 4096))
-        return [
-            ("default", {}),
-            ("max_iter=20", {"max_iter": 20}),
-            ("max_iter=10", {"max_iter": 10}),
-            ("max_iter=5", {"max_iter": 5}),
-            ("tol=1e-2", {"tol": 1e-2}),
+        return SKLEARN_SETTINGS + [
             (f"init_size={small}", {"init_size": small}),
             (f"init_size={small}, max_iter=10", {"init_size": small, "max_iter": 10}),
             (f"init_size={small}, max_iter=5", {"init_size": small, "max_iter": 5}),
             ("init=random, max_iter=10", {"init": "random", "n_init": 1, "max_iter": 10}),
         ]
     if library in ("sklearn", "sklearnex"):
-        return [
-            ("default", {}),
-            ("max_iter=20", {"max_iter": 20}),
-            ("max_iter=10", {"max_iter": 10}),
-            ("max_iter=5", {"max_iter": 5}),
-            ("tol=1e-2", {"tol": 1e-2}),
-        ]
+        return SKLEARN_SETTINGS
     if library == "faiss":
         return [
             ("default (niter=25, 256 points per centroid)", {}),
