@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -16,12 +16,11 @@ import torch
 from . import _bisect as bisect
 from . import _validation as v
 from . import _validation_batches as vb
-from . import exceptions
 from ._bounds import Workspace
 from ._checkpoint import Checkpoint, describe_init
 from ._core import FitResult, InitSpec, final_pass, fit
 from ._distance import PreparedCenters, pairwise, prepare_rows
-from ._distributed import SINGLE, Comm, get_comm
+from ._distributed import SINGLE, Comm, agree, get_comm, join_shards, same_params_on_every_rank
 from ._init import kmeans_plusplus_
 from ._params import (
     BISECT_PARAMS,
@@ -36,7 +35,7 @@ from ._params import (
     warn,
 )
 from ._sources import BatchSource, Source, SparseSource, TensorSource, default_chunk_size
-from .exceptions import DataError, ParameterError, TorchKMeansError
+from .exceptions import ParameterError
 
 
 class KMeansResult(NamedTuple):
@@ -370,94 +369,6 @@ def run_bisect(
         verbose=p["verbose"],
     )
     return result, prepared
-
-
-def agree(comm: Comm, step: Callable[[], Any]) -> Any:
-    """Run a validation step on every rank; if it fails on any rank, raise on every rank.
-
-    The rank that failed raises its own error; the others raise the same kind of error naming
-    that rank and its message. On one process, just run the step.
-    """
-    if not comm.distributed:
-        return step()
-    try:
-        value, failure = step(), None
-    except TorchKMeansError as exc:
-        value, failure = None, exc
-    reports = comm.all_gather_object(
-        None if failure is None else (type(failure).__name__, str(failure))
-    )
-    if failure is not None:
-        raise failure
-    for rank, report in enumerate(reports):
-        if report is not None:
-            kind = getattr(exceptions, report[0], DataError)
-            raise kind(f"rank {rank} failed: {report[1]}")
-    return value
-
-
-# Parameters that decide the result and must be equal on every rank of a distributed fit (the
-# random stream and initial centers come from rank 0; device and chunk size are each rank's own).
-_AGREED = (
-    "n_clusters", "init", "n_init", "max_iter", "tol", "metric", "algorithm", "dtype",
-    "init_size", "checkpoint", "batch_size", "max_no_improvement", "reassignment_ratio",
-    "compute_labels",
-)  # fmt: skip
-
-
-def same_params_on_every_rank(comm: Comm, params: Mapping[str, Any]) -> None:
-    """Raise the same ParameterError on every rank when a rank was given other parameters
-    (one all_gather; every rank compares the same lists, so every rank raises or none)."""
-
-    def describe(name: str, value: Any) -> str:
-        if name == "init" and not isinstance(value, str):
-            return "a callable" if callable(value) else "an array"
-        return repr(str(value) if name in ("checkpoint", "dtype") else value)
-
-    mine = {name: describe(name, params[name]) for name in _AGREED if name in params}
-    everyone = comm.all_gather_object(mine)
-    for rank, theirs in enumerate(everyone):
-        diff = [
-            f"{name}={theirs.get(name)} on rank {rank} but {value} on rank 0"
-            for name, value in everyone[0].items()
-            if theirs.get(name) != value
-        ]
-        if diff:
-            raise ParameterError(
-                f"the ranks of a distributed fit were given different parameters: "
-                f"{'; '.join(diff)}. Pass the same parameters on every rank."
-            )
-
-
-def join_shards(comm: Comm, prepared: Prepared, generator: torch.Generator) -> None:
-    """Check that the shards agree (features, dtype), record the global row count and this
-    shard's offset, and give every rank rank 0's random stream."""
-    source = prepared.source
-    w = source.sample_weight
-    positive = source.n_samples > 0 and (w is None or bool((w > 0).any()))
-    mine = (source.n_samples, source.n_features, str(prepared.out_dtype), positive)
-    shards = comm.all_gather_object(mine)
-    for rank, (_, d, dtype, _) in enumerate(shards):
-        if d != shards[0][1]:
-            raise DataError(
-                f"rank {rank} has data with {d} features, rank 0 with {shards[0][1]}: every "
-                "shard must have the same columns."
-            )
-        if dtype != shards[0][2]:
-            raise DataError(
-                f"rank {rank} computes in {dtype}, rank 0 in {shards[0][2]}: pass shards of "
-                "one dtype (or set dtype=)."
-            )
-    source.n_total = sum(s[0] for s in shards)
-    source.offset = sum(s[0] for s in shards[: comm.rank])
-    if source.n_total == 0:
-        raise DataError("every shard is empty: the fit needs at least one row on some rank.")
-    if not any(s[3] for s in shards):
-        raise DataError(
-            "sample_weight is zero for every row of every shard; expected a positive weight."
-        )
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    generator.manual_seed(int(comm.broadcast_object(seed)))
 
 
 # Seeding on out-of-core data runs on a sample of about this many bytes (see resolve_init_size).
