@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -346,7 +346,7 @@ def _native_together(
     except DataError:
         return None
     ws = _weights_as_given(weights, rows, dt)
-    if ws is False or ws is True:
+    if ws is False:
         return None
     generators = None
     if centers is None:
@@ -373,7 +373,7 @@ def _native_together(
 
 def _weights_as_given(
     weights: list[Any], rows: list[int], dtype: torch.dtype
-) -> list[torch.Tensor] | None | bool:
+) -> list[torch.Tensor] | None | Literal[False]:
     """Each problem's weights as a contiguous tensor of ``dtype`` (None: no weights), or False
     when they are not all given, finite, non-negative and of positive sum per problem."""
     if all(q is None for q in weights):
