@@ -14,6 +14,7 @@ ORDER = (
     "seeding",
     "default-fit",
     "tradeoff",
+    "unstructured",
     "quality",
     "out-of-core",
     "minibatch",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import io
 import json
 import sys
@@ -225,6 +226,10 @@ def main() -> None:
     the default "all" does the three in one process."""
     SPEC.update(json.loads(sys.argv[1]))
     peer, iters, device = SPEC["peer"], int(SPEC["iters"]), SPEC.get("device", "cpu")
+    if SPEC.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(SPEC["threads"]))
     mode = SPEC.get("mode", "all")
     X = np.load(SPEC["data"])
     init = np.load(SPEC["init"])
@@ -253,6 +258,8 @@ def main() -> None:
         out["per_iter"] = max(0.0, (tn - t1) / (n - 1)) if n > 1 else tn
         out["inertia"] = inertia(X, centers)
         out["finite"] = bool(np.isfinite(centers).all())
+        # (identical centers give identical digests: results must not depend on threads)
+        out["centers_sha256"] = hashlib.sha256(np.ascontiguousarray(centers).tobytes()).hexdigest()
     fit_fn = _fit_fn(peer)
     if mode in ("fit", "all") and SPEC.get("fit_seeds") and fit_fn is not None:
         fit_fn(small, 0, device)  # warm up outside the timing

@@ -74,10 +74,14 @@ QUICK_SCALING = [Shape(100_000, 32, 64), Shape(400_000, 32, 64)]
 QUICK_SWEEP_DIMS = [2, 8, 32, 128, 512]
 
 
-def make_data(shape: Shape, folder: Path, seed: int = 0) -> tuple[Path, Path]:
-    """Blobs around k random centers, float32, and k distinct rows as initial centers."""
-    data = folder / f"X_{shape.n}_{shape.d}_{shape.k}.npy"
-    init = folder / f"C_{shape.n}_{shape.d}_{shape.k}.npy"
+def make_data(
+    shape: Shape, folder: Path, seed: int = 0, uniform: bool = False
+) -> tuple[Path, Path]:
+    """Blobs around k random centers (or, with ``uniform``, rows uniform in the unit cube: no
+    cluster structure), float32, and k distinct rows as initial centers."""
+    kind = "uniform" if uniform else "blobs"
+    data = folder / f"X_{kind}_{shape.n}_{shape.d}_{shape.k}.npy"
+    init = folder / f"C_{kind}_{shape.n}_{shape.d}_{shape.k}.npy"
     if data.exists() and init.exists():
         return data, init
     rng = np.random.default_rng(seed)
@@ -85,7 +89,10 @@ def make_data(shape: Shape, folder: Path, seed: int = 0) -> tuple[Path, Path]:
     X = np.lib.format.open_memmap(data, mode="w+", dtype=np.float32, shape=(shape.n, shape.d))
     for s in range(0, shape.n, 262144):
         e = min(shape.n, s + 262144)
-        X[s:e] = centers[rng.integers(0, shape.k, e - s)] + rng.normal(size=(e - s, shape.d))
+        if uniform:
+            X[s:e] = rng.random(size=(e - s, shape.d))
+        else:
+            X[s:e] = centers[rng.integers(0, shape.k, e - s)] + rng.normal(size=(e - s, shape.d))
     X.flush()
     np.save(init, np.asarray(X[rng.choice(shape.n, shape.k, replace=False)]))
     del X
