@@ -114,6 +114,45 @@ def run_fast_pytorch_kmeans(X, init, iters, device):
     return km.centroids.cpu().numpy(), iters
 
 
+def _rows_of(X: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+    """The index in X of each of ``rows``, found by their bytes; None if one is not in X."""
+    wanted = {np.asarray(r).tobytes(): j for j, r in enumerate(rows)}
+    where = np.full(len(rows), -1, dtype=np.int64)
+    for s in range(0, X.shape[0], 65536):
+        block = np.ascontiguousarray(X[s : s + 65536])
+        for i, r in enumerate(block):
+            j = wanted.get(r.tobytes())
+            if j is not None and where[j] < 0:
+                where[j] = s + i
+    return None if (where < 0).any() else where
+
+
+def run_fastkmeans(X, init, iters, device):
+    """fastkmeans (CPU mode). It seeds with rows drawn by torch.randperm and takes no initial
+    centers, so the draw is made to return the rows the other peers start from (the first rows
+    of X for the warm-up call, whose data need not hold them); tol=-1 runs every iteration."""
+    import torch
+    from fastkmeans import FastKMeans
+
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    where = _rows_of(X, init)
+    first = torch.arange(init.shape[0]) if where is None else torch.as_tensor(where)
+    randperm = torch.randperm
+
+    def seeded(n, *args, **kwargs):
+        rest = torch.ones(n, dtype=torch.bool)
+        rest[first] = False
+        return torch.cat([first, rest.nonzero().flatten()])
+
+    km = FastKMeans(X.shape[1], init.shape[0], niter=iters, tol=-1.0, gpu=device != "cpu")
+    torch.randperm = seeded
+    try:
+        km.train(X)
+    finally:
+        torch.randperm = randperm
+    return km.centroids, iters
+
+
 class _Stop(Exception):
     pass
 
@@ -174,6 +213,7 @@ RUNNERS: dict[str, Runner] = {
     "sklearn-elkan": _sklearn("elkan"),
     "sklearnex": _sklearn("lloyd", intel=True),
     "faiss": run_faiss,
+    "fastkmeans": run_fastkmeans,
     "fast-pytorch-kmeans": run_fast_pytorch_kmeans,
     "kmeans-pytorch": run_kmeans_pytorch,
     "torch-kmeans": run_torch_kmeans,

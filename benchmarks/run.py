@@ -36,6 +36,7 @@ PEERS = [
     "sklearn-elkan",
     "sklearnex",
     "faiss",
+    "fastkmeans",
     "fast-pytorch-kmeans",
     "kmeans-pytorch",
     "torch-kmeans",
@@ -193,7 +194,7 @@ def environment() -> dict[str, str]:
         info["numpy/sklearn thread pools"] = ", ".join(sorted(libs))
     except Exception:  # pragma: no cover - threadpoolctl comes with scikit-learn
         pass
-    for name in ("faiss", "fast_pytorch_kmeans", "kmeans_pytorch", "torch_kmeans"):
+    for name in ("faiss", "fastkmeans", "fast_pytorch_kmeans", "kmeans_pytorch", "torch_kmeans"):
         try:
             from importlib.metadata import version
 
