@@ -15,9 +15,11 @@ __version__ = "0.1.0"
 if _typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports these
     from . import metrics
     from ._batched import BatchedResult, kmeans_batched
+    from ._bisect_estimator import BisectingKMeans
     from ._config import show_config
-    from ._estimator import BisectingKMeans, KMeans, MiniBatchKMeans
+    from ._estimator import KMeans
     from ._functional import KMeansResult, k_means, kmeans, kmeans_plusplus
+    from ._minibatch_estimator import MiniBatchKMeans
     from ._sweep import SweepResult, sweep_k
     from .exceptions import (
         CheckpointError,
@@ -61,14 +63,14 @@ __all__ = [
 # module itself (``metrics``).
 _LAZY = {
     "BatchedResult": "._batched",
-    "BisectingKMeans": "._estimator",
+    "BisectingKMeans": "._bisect_estimator",
     "CheckpointError": ".exceptions",
     "ConvergenceWarning": ".exceptions",
     "DataError": ".exceptions",
     "EngineWarning": ".exceptions",
     "KMeans": "._estimator",
     "KMeansResult": "._functional",
-    "MiniBatchKMeans": "._estimator",
+    "MiniBatchKMeans": "._minibatch_estimator",
     "ModelFileError": ".exceptions",
     "NotFittedError": ".exceptions",
     "ParameterError": ".exceptions",
